@@ -24,4 +24,15 @@ if [[ -n "$hits" ]]; then
     echo "$hits" | sed 's/^/  /'
     exit 1
 fi
-echo "check-json-parse: OK (no direct jansson parse in src/ or tools/ outside src/core/json.c)"
+# The encoders that grow a buffer or call back (json_dumps, json_dumpf, json_dumpfd,
+# json_dump_file, json_dump_callback): jansson 2.14 ignores a failed append of an object key
+# and returns the text without it. fdn_json_dumps (two passes of json_dumpb, whose writes
+# cannot fail) is the one way to encode.
+hits=$(cd "$root" && grep -rnE '(^|[^A-Za-z0-9_])json_dump(s|f|fd|_file|_callback)[[:space:]]*\(' \
+    "${dirs[@]}" --include='*.c' --include='*.h' | grep -v '^src/core/json\.c:' || true)
+if [[ -n "$hits" ]]; then
+    echo "check-json-parse: jansson's encoder called directly (use fdn_json_dumps):"
+    echo "$hits" | sed 's/^/  /'
+    exit 1
+fi
+echo "check-json-parse: OK (no direct jansson parse or encode in src/ or tools/ outside src/core/json.c)"

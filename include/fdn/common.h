@@ -151,6 +151,21 @@ struct json_error_t; /* jansson's parse error (jansson.h) */
 FDN_API int fdn_json_loadb(const char *buf, size_t len, size_t flags, struct json_t **out,
                            struct json_error_t *jerr);
 
+/**
+ * Encode a jansson value as JSON text (as json_dumps), whole or not at all. jansson 2.14's
+ * json_dumps leaves an object key out of its text when growing its buffer fails and returns
+ * the rest (valid JSON, not the value); this one returns FDN_ENOMEM instead.
+ * @param[in]  v      the value (cycles are refused by jansson: FDN_ENOMEM)
+ * @param[in]  flags  jansson's encoding flags (JSON_COMPACT, JSON_ENCODE_ANY, JSON_SORT_KEYS, ...)
+ * @param[out] out    the NUL-terminated text, released with fdn_free; NULL on failure
+ * @param[out] len    its length in bytes, without the NUL; may be NULL
+ * @return 0; FDN_ENOMEM; FDN_EINVAL (v or out NULL, or v neither an object nor an array
+ *         without JSON_ENCODE_ANY)
+ * @thread_safety any
+ * @since 0.3.0
+ */
+FDN_API int fdn_json_dumps(const struct json_t *v, size_t flags, char **out, size_t *len);
+
 FDN_END_DECLS
 
 #endif /* FDN_COMMON_H */

@@ -73,13 +73,15 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
     if (parent != NULL && (!json_is_integer(parent) || json_integer_value(parent) < 0))
         return fdn_err_set(&resp->err, FDN_EVALIDATION,
                            "field 'parent_id' must be a non-negative integer or null");
-    char *dump = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    if (dump == NULL)
+    char *dump;
+    size_t dump_len;
+    if (fdn_json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY, &dump,
+                       &dump_len) != 0)
         return FDN_ENOMEM;
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
     spec.type = json_string_value(type);
     spec.data = dump;
-    spec.data_len = strlen(dump);
+    spec.data_len = dump_len;
     spec.content_type = FDN_EVENT_CT_JSON;
     spec.flags = FDN_EVENT_TRUSTED_JSON; /* jansson produced it */
     spec.correlation_id = cid ? json_string_value(cid) : NULL;
@@ -87,7 +89,7 @@ static int event_from_body(json_t *o, fdn__http_resp_t *resp, fdn_event_t **out)
         fdn__http_set_correlation_id(resp, json_string_value(cid), json_string_length(cid));
     spec.parent_id = parent ? (uint64_t)json_integer_value(parent) : 0;
     int rc = fdn_event_new(out, &spec, &resp->err);
-    fdn_free(dump); /* jansson allocates through the library allocator (core/json.h) */
+    fdn_free(dump);
     return rc;
 }
 
@@ -660,7 +662,7 @@ static int h_query(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *use
         return query_wait(api, &q, v, resp);
     }
     /* {"events":[...],"count":n}: each event's JSON as fdn_event_to_json writes it, the bytes
-     * json_dumps(JSON_COMPACT) would give after parsing it again; written in one pass
+     * jansson's compact encoding would give after parsing it again; written in one pass
      * (admin/event_json.c: the jansson tree per event was four fifths of this answer), or
      * the thread's memo's when a recent answer listed equal events (compared by the store,
      * without copying them: fdn_events_query_same) */

@@ -1050,10 +1050,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     const char *ctype;
     size_t len;
     if (resp->json != NULL) {
-        own = json_dumps(resp->json, JSON_COMPACT); /* the library allocator (core/json.h) */
-        if (own == NULL)
+        if (fdn_json_dumps(resp->json, JSON_COMPACT, &own, &len) != 0)
             return MHD_NO;
-        len = strlen(own);
         ctype = "application/json";
     } else {
         own = resp->text;

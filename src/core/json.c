@@ -113,3 +113,34 @@ json_t *fdn__json_load_file(const char *path, size_t flags, json_error_t *jerr, 
     }
     return v;
 }
+
+/* Two passes of json_dumpb (measure, then write into a buffer of that size): json_dumpb
+ * writes through a callback that cannot fail, so no part of v is left out. jansson 2.14's
+ * json_dumps ignores a failed append of an object key to its growing buffer and returns the
+ * text without it (valid JSON that is not v). What json_dumpb allocates itself (its loop
+ * check, JSON_SORT_KEYS's key array) fails the pass as a whole (0 returned). */
+int fdn_json_dumps(const json_t *v, size_t flags, char **out, size_t *len)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (len != NULL)
+        *len = 0;
+    if (v == NULL || out == NULL ||
+        (!(flags & JSON_ENCODE_ANY) && !json_is_object(v) && !json_is_array(v)))
+        return FDN_EINVAL;
+    size_t need = json_dumpb(v, NULL, 0, flags);
+    if (need == 0 || need == SIZE_MAX)
+        return FDN_ENOMEM;
+    char *buf = fdn__malloc(need + 1);
+    if (buf == NULL)
+        return FDN_ENOMEM;
+    if (json_dumpb(v, buf, need, flags) != need) {
+        fdn__free(buf);
+        return FDN_ENOMEM;
+    }
+    buf[need] = '\0';
+    *out = buf;
+    if (len != NULL)
+        *len = need;
+    return 0;
+}

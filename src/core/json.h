@@ -7,11 +7,16 @@
  * apart clears the note, makes its jansson calls on this thread, then asks:
  *
  *     fdn__json_oom_clear();
- *     char *text = json_dumps(v, JSON_COMPACT);
- *     if (text == NULL && fdn__json_oom())
- *         return FDN_ENOMEM;
+ *     json_t *s = json_string(text);
+ *     if (s == NULL && fdn__json_oom())
+ *         return FDN_ENOMEM;        (else: text was not UTF-8)
  *
  * With the default allocator jansson uses malloc directly and the note stays clear.
+ *
+ * Encoding: jansson 2.14's json_dumps ignores a failed append of an object key to its growing
+ * buffer and returns the text without it (valid JSON that is not the value). Encode with the
+ * public fdn_json_dumps (two passes of json_dumpb, whose writes cannot fail; json.c), never
+ * jansson's json_dumps; ctest check_json_parse checks.
  *
  * A parse can also run out of memory and still return a value: jansson 2.14's lexer ignores a
  * failed growth of its token buffer and goes on with the text cut short (a key or string

@@ -262,17 +262,12 @@ int fdn__registry_value_json(const char *endpoint, const char *owner,
     for (size_t i = 0; i < nmeta; i++) /* a later duplicate key wins */
         bad |= json_object_set_new(m, meta[i].key, json_string(meta[i].value));
     bad |= json_object_set_new(o, "meta", m);
-    char *s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    char *s = NULL;
+    int rc = bad ? (fdn__json_oom() ? FDN_ENOMEM : FDN_EINVAL)
+                 : fdn_json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS, &s, len);
     json_decref(o);
-    if (s != NULL && fdn__json_oom()) { /* jansson 2.14 dumps on past a failed allocation */
-        fdn__free(s);
-        return FDN_ENOMEM;
-    }
-    if (s == NULL)
-        return bad && !fdn__json_oom() ? FDN_EINVAL : FDN_ENOMEM;
     *out = s;
-    *len = strlen(s);
-    return 0;
+    return rc;
 }
 
 /* ---- the cache ---------------------------------------------------------------------------- */

@@ -277,12 +277,18 @@ const char *fdn_registry_instance_meta(const fdn_registry_instance_t *i, const c
     return NULL;
 }
 
+/* One instance as JSON, or NULL (out of memory): never one with a member left out. */
 static json_t *instance_json(const fdn_registry_instance_t *i)
 {
     json_t *meta = json_object();
     for (size_t k = 0; meta != NULL && k < i->nmeta; k++)
-        json_object_set_new(meta, i->meta[2 * k], json_string(i->meta[2 * k + 1]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o*}", "service", i->service, "instance",
+        if (json_object_set_new(meta, i->meta[2 * k], json_string(i->meta[2 * k + 1])) != 0) {
+            json_decref(meta);
+            return NULL;
+        }
+    if (meta == NULL)
+        return NULL;
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "service", i->service, "instance",
                      i->instance, "endpoint", i->endpoint, "owner", i->owner, "lease",
                      (json_int_t)i->lease, "mod_revision", (json_int_t)i->mod_revision, "meta",
                      meta);
@@ -292,10 +298,14 @@ int fdn_registry_instances_json(fdn_registry_instance_t *const *v, size_t n, cha
 {
     if (out == NULL || (v == NULL && n > 0))
         return FDN_EINVAL;
+    *out = NULL;
     json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        json_array_append_new(arr, instance_json(v[i]));
-    *out = arr != NULL ? json_dumps(arr, JSON_COMPACT) : NULL; /* (the library's allocator) */
+    int rc = arr != NULL ? 0 : FDN_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (json_array_append_new(arr, instance_json(v[i])) != 0)
+            rc = FDN_ENOMEM; /* (a NULL instance is refused by the append) */
+    if (rc == 0)
+        rc = fdn_json_dumps(arr, JSON_COMPACT, out, NULL);
     json_decref(arr);
-    return *out != NULL ? 0 : FDN_ENOMEM;
+    return rc;
 }

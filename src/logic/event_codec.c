@@ -327,19 +327,12 @@ int fdn_event_to_json(const fdn_event_t *ev, char **out)
             fdn__free(b);
         }
     }
-    char *txt = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *txt = NULL;
+    int rc = bad ? FDN_ENOMEM : fdn_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER, &txt, NULL);
     json_decref(o);
-    if (txt == NULL)
+    if (rc != 0)
         return FDN_ENOMEM;
-    /* hand out memory from the library allocator */
-    size_t n = strlen(txt);
-    char *copy = fdn__malloc(n + 1);
-    if (copy != NULL)
-        memcpy(copy, txt, n + 1);
-    fdn__free(txt); /* jansson allocates through the library allocator */
-    if (copy == NULL)
-        return FDN_ENOMEM;
-    *out = copy;
+    *out = txt;
     return 0;
 }
 
@@ -468,13 +461,12 @@ int fdn_event_from_json(fdn_event_t **out, const char *json, size_t len, fdn_err
         f.data = bin;
     } else if (d) {
         if (f.ctype == FDN_EVENT_CT_JSON) {
-            dtxt = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-            if (dtxt == NULL) {
+            if (fdn_json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY, &dtxt,
+                               &f.data_len) != 0) {
                 rc = FDN_ENOMEM;
                 goto fail;
             }
             f.data = dtxt;
-            f.data_len = strlen(dtxt);
         } else if (f.ctype == FDN_EVENT_CT_TEXT && json_is_string(d)) {
             f.data = json_string_value(d);
             f.data_len = json_string_length(d);

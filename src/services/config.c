@@ -258,18 +258,8 @@ static int real_precision(const json_t *v, int p)
 char *fdn__cfg_dump(const json_t *v)
 {
     size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(real_precision(v, 15));
-    size_t need = json_dumpb(v, NULL, 0, flags);
-    if (need == 0)
-        return NULL;
-    char *buf = fdn__malloc(need + 1);
-    if (buf == NULL)
-        return NULL;
-    /* the encoder itself may allocate (and fail): a short second pass is no text */
-    if (json_dumpb(v, buf, need, flags) != need) {
-        fdn__free(buf);
-        return NULL;
-    }
-    buf[need] = '\0';
+    char *buf = NULL;
+    (void)fdn_json_dumps(v, flags, &buf, NULL);
     return buf;
 }
 

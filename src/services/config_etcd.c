@@ -461,7 +461,8 @@ static int applied_here(cfgetcd_t *r, const char *path, int64_t rev, fdn_error_t
 static int update_remote(void *remote, const char *path, const json_t *v, fdn_error_t *err)
 {
     cfgetcd_t *r = remote;
-    char *value = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *value = NULL;
+    (void)fdn_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY, &value, NULL);
     size_t pl = strlen(path);
     char *key = fdn__malloc(r->key_prefixlen + pl + 1);
     if (value == NULL || key == NULL) {

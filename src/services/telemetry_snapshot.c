@@ -519,13 +519,6 @@ static int build_json(const fdn_telemetry_snapshot_t *sn, json_t *root)
     return 0;
 }
 
-static int dump_put(const char *p, size_t n, void *user)
-{
-    fdn__buf_t *b = user;
-    fdn__buf_put(b, p, n);
-    return b->oom ? -1 : 0;
-}
-
 int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out)
 {
     if (out == NULL || tm == NULL)
@@ -538,17 +531,10 @@ int fdn_telemetry_metrics_json(fdn_telemetry_t *tm, char **out)
     json_t *root = json_object();
     rc = root != NULL ? build_json(sn, root) : FDN_ENOMEM;
     fdn_telemetry_snapshot_free(sn);
-    /* Not json_dumps: out of memory while it writes an object key, jansson drops the rest of
-     * the key and carries on (the key's write is not checked), returning malformed text as a
-     * success. The sink remembers any failed append instead. */
-    fdn__buf_t text = FDN__BUF_INIT;
-    if (rc == 0 && (json_dump_callback(root, dump_put, &text, JSON_COMPACT | JSON_SORT_KEYS) != 0 ||
-                    text.oom || text.p == NULL))
-        rc = FDN_ENOMEM;
-    json_decref(root);
+    /* fdn_json_dumps, not json_dumps: out of memory while it writes an object key, jansson
+     * drops the key and carries on, returning malformed text as a success */
     if (rc == 0)
-        *out = text.p; /* the library allocator: the caller frees it with fdn_free */
-    else
-        fdn__free(text.p);
+        rc = fdn_json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS, out, NULL);
+    json_decref(root);
     return rc;
 }

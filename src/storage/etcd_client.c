@@ -318,17 +318,12 @@ static json_t *b64(const char *b, size_t n)
     return j;
 }
 
-/* v's compact JSON text (free with fdn__free), or NULL when memory ran out: jansson 2.14's dump
- * goes on after a failed growth of its buffer (an object key it could not append is left out)
- * and returns a text that is not v, so a failed jansson allocation drops the text. */
+/* v's compact JSON text (free with fdn__free), or NULL when memory ran out (fdn_json_dumps:
+ * never a text with a member left out). */
 static char *dump(const json_t *v)
 {
-    fdn__json_oom_clear();
-    char *text = json_dumps(v, JSON_COMPACT);
-    if (text != NULL && fdn__json_oom()) {
-        fdn__free(text);
-        text = NULL;
-    }
+    char *text = NULL;
+    (void)fdn_json_dumps(v, JSON_COMPACT, &text, NULL);
     return text;
 }
 

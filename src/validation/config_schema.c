@@ -476,9 +476,12 @@ static bool rule_ok(const fdn__cfg_entry_t *e, const json_t *v, const char **bad
         json_object_foreach((json_t *)(uintptr_t)v, name, b)
         {
             fdn_breaker_opts_t o = FDN_BREAKER_OPTS_INIT;
-            char *text = json_is_object(b) ? json_dumps(b, JSON_COMPACT) : NULL;
-            int rc = text ? fdn_breaker_opts_parse(text, strlen(text), &o, NULL) : FDN_EINVAL;
-            fdn__free(text); /* jansson allocates through the library allocator */
+            char *text = NULL;
+            size_t tlen = 0;
+            if (json_is_object(b))
+                (void)fdn_json_dumps(b, JSON_COMPACT, &text, &tlen);
+            int rc = text ? fdn_breaker_opts_parse(text, tlen, &o, NULL) : FDN_EINVAL;
+            fdn__free(text);
             if ((json_is_object(b) && text == NULL) || rc == FDN_ENOMEM) {
                 t_rule_oom = true; /* undecided, not bad */
                 return false;

@@ -142,9 +142,11 @@ int cmd_config(int argc, char **argv)
         }
         json_t *tree = NULL;
         (void)fdn_json_loadb(json, strlen(json), 0, &tree, NULL);
-        char *pretty = tree ? json_dumps(tree, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+        char *pretty = NULL;
+        if (tree != NULL)
+            (void)fdn_json_dumps(tree, JSON_INDENT(2) | JSON_SORT_KEYS, &pretty, NULL);
         printf("%s\n", pretty ? pretty : json);
-        free(pretty);
+        fdn_free(pretty);
         json_decref(tree);
         fdn_free(json);
         fdn_config_destroy(cfg);

@@ -281,7 +281,9 @@ static int list_quarantine(const quarantine_opts_t *o)
                           (json_int_t)sqlite3_column_int64(stmt, 2), "error_name",
                           col_text(stmt, 3), "events", (json_int_t)n, "bytes", (json_int_t)bytes,
                           "message", col_text(stmt, 6), "uids", col_text(stmt, 7));
-            char *js = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            char *js = NULL;
+            if (j != NULL)
+                (void)fdn_json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER, &js, NULL);
             json_decref(j);
             if (js == NULL) {
                 fprintf(stderr, "fdn events quarantine: out of memory\n");
@@ -289,7 +291,7 @@ static int list_quarantine(const quarantine_opts_t *o)
                 break;
             }
             printf("%s\n", js);
-            free(js);
+            fdn_free(js);
         } else {
             if (shown == 0)
                 printf("%-8s %-24s %-20s %-8s %-10s %s\n", "SEQ", "QUARANTINED_AT", "ERROR",

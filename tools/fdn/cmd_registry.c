@@ -79,10 +79,12 @@ static int list(const list_opts_t *o)
         json_t *out =
             json_pack("{s:s, s:I, s:I, s:o*}", "namespace", fdn_registry_name(reg), "revision",
                       (json_int_t)st.revision, "count", (json_int_t)n, "entries", arr);
-        char *text = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
+        char *text = NULL;
+        if (out != NULL)
+            (void)fdn_json_dumps(out, JSON_INDENT(2), &text, NULL);
         if (text != NULL)
             printf("%s\n", text);
-        free(text);
+        fdn_free(text);
         json_decref(out);
     } else {
         for (size_t i = 0; i < n; i++)

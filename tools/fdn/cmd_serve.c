@@ -310,12 +310,10 @@ static char *log_value(const json_t *v)
         return NULL;
     if (json_is_string(v))
         return strdup(json_string_value(v));
-    char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *d = NULL;
+    (void)fdn_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY, &d, NULL);
     char *out = d != NULL ? strdup(d) : NULL;
-    json_free_t fr = NULL;
-    json_get_alloc_funcs(NULL, &fr);
-    if (d != NULL)
-        fr(d);
+    fdn_free(d);
     return out;
 }
 
