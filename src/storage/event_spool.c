@@ -25,11 +25,16 @@
  * a quarantine takes what it removed off the counts once its statement has completed; a peek
  * that finds the table empty sets them to 0.
  *
- * Quarantine: quarantine(seq INTEGER PRIMARY KEY, n, bytes, uids, body, quarantined_at,
+ * Quarantine: quarantine(id INTEGER PRIMARY KEY, seq, n, bytes, uids, body, quarantined_at,
  * error, error_name, message) holds the batches a replay can never take (one that does not
  * decode, or rows PostgreSQL refuses for good), moved there by fdn__spool_quarantine in one
  * transaction (INSERT ... SELECT from spool, then DELETE from spool: the row's values copied
- * as they are, not decoded again), committed like a put. Nothing in this file deletes a
+ * as they are, not decoded again), committed like a put. The row has a key of its own (id)
+ * and keeps the spool's seq as a plain column: with seq as its key, a spool whose
+ * AUTOINCREMENT counter was lost (the spool table dropped and made again, sqlite_sequence
+ * edited) gave a new batch an old quarantined batch's seq, and quarantining it failed on the
+ * key, FDN_EIO every time, the spool blocked for good. A file from before (seq the key) is
+ * rebuilt in this layout at open (migrate_quarantine). Nothing in this file deletes a
  * quarantined row; an operator reads or takes them out with SQL (docs/events-postgres.md).
  * Quarantined bytes do not count against max_bytes (what waits for the replay): counted
  * there, the records nobody can replay would fill the spool and refuse every later store,
@@ -104,6 +109,47 @@ static int db_fail(fdn__spool_t *s, fdn_error_t *err, const char *what)
                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
 }
 
+/* The quarantine table's columns (DESIGN, "Quarantine"): a key of its own, id, and the spool
+ * row's seq kept as a plain column. */
+#define QUARANTINE_COLUMNS                                                                         \
+    "id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, n INTEGER NOT NULL, bytes INTEGER NOT NULL,"    \
+    " uids TEXT NOT NULL, body BLOB NOT NULL, quarantined_at INTEGER NOT NULL,"                    \
+    " error INTEGER NOT NULL, error_name TEXT NOT NULL, message TEXT NOT NULL"
+
+/* A file written before the quarantine had its own key (seq its PRIMARY KEY, no id column):
+ * rebuild the table in the current layout, its rows kept in seq order (ids 1, 2, ...), in one
+ * transaction (a failure leaves the old table as it was). */
+static int migrate_quarantine(fdn__spool_t *s, fdn_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM pragma_table_info('quarantine') WHERE name = 'id'",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return db_fail(s, err, "quarantine layout");
+    }
+    bool current = sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    if (current)
+        return 0;
+    if (sqlite3_exec(s->db,
+                     "BEGIN IMMEDIATE;"
+                     "CREATE TABLE quarantine_v2 (" QUARANTINE_COLUMNS ");"
+                     "INSERT INTO quarantine_v2 (seq, n, bytes, uids, body, quarantined_at, error,"
+                     " error_name, message) SELECT seq, n, bytes, uids, body, quarantined_at,"
+                     " error, error_name, message FROM quarantine ORDER BY seq;"
+                     "DROP TABLE quarantine;"
+                     "ALTER TABLE quarantine_v2 RENAME TO quarantine;"
+                     "COMMIT",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = db_fail(s, err, "quarantine: migrate");
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return 0;
+}
+
 int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fdn_error_t *err)
 {
     if (out == NULL || path == NULL || path[0] == '\0')
@@ -124,14 +170,14 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
                      "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                      " n INTEGER NOT NULL, bytes INTEGER NOT NULL, uids TEXT NOT NULL,"
                      " body BLOB NOT NULL);"
-                     "CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY,"
-                     " n INTEGER NOT NULL, bytes INTEGER NOT NULL, uids TEXT NOT NULL,"
-                     " body BLOB NOT NULL, quarantined_at INTEGER NOT NULL,"
-                     " error INTEGER NOT NULL, error_name TEXT NOT NULL, message TEXT NOT NULL)",
+                     "CREATE TABLE IF NOT EXISTS quarantine (" QUARANTINE_COLUMNS ")",
                      NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "create");
         goto fail;
     }
+    rc = migrate_quarantine(s, err);
+    if (rc != 0)
+        goto fail;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT count(*), coalesce(sum(max(n, 0)), 0),"
@@ -150,7 +196,7 @@ int fdn__spool_open(fdn__spool_t **out, const char *path, uint64_t max_bytes, fd
     if (sqlite3_prepare_v2(s->db,
                            "SELECT count(*), coalesce(sum(max(n, 0)), 0),"
                            " coalesce(sum(max(bytes, 0)), 0), (SELECT error FROM quarantine"
-                           " ORDER BY quarantined_at DESC, seq DESC LIMIT 1) FROM quarantine",
+                           " ORDER BY quarantined_at DESC, id DESC LIMIT 1) FROM quarantine",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);

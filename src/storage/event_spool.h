@@ -56,7 +56,9 @@ uint64_t fdn__spool_batches(const fdn__spool_t *s);
  * quarantine table with the time (at_ms, Unix ms), the error (code, its fdn_err_name) and
  * message that made it unreplayable, in one transaction committed like a put; *events (may be
  * NULL) the events it holds. The spool's usage no longer counts it; the quarantine's does,
- * within a bound of its own (the spool's max_bytes). 0; FDN_ENOENT (no such batch); FDN_ENOSPC
+ * within a bound of its own (the spool's max_bytes). The quarantine row has a key of its own:
+ * an earlier quarantined batch with the same seq (the spool's counter lost) is no clash.
+ * 0; FDN_ENOENT (no such batch); FDN_ENOSPC
  * (the quarantine cannot take its bytes: nothing moved); FDN_EIO. */
 int fdn__spool_quarantine(fdn__spool_t *s, int64_t seq, int64_t at_ms, int code,
                           const char *message, uint64_t *events, fdn_error_t *err);

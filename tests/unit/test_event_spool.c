@@ -460,6 +460,102 @@ static void the_quarantine_has_its_own_bound(void **state)
     fdn__spool_close(s);
 }
 
+/* The spool's AUTOINCREMENT counter lost (the operator dropped the spool table, the store made
+ * it again): a new batch gets the key of a batch in the quarantine, and quarantining it still
+ * succeeds, both rows kept with their seq. The quarantine's key was the spool's seq: the
+ * INSERT failed on it, FDN_EIO every time, and the batch blocked the spool for good. */
+static void a_reused_seq_is_quarantined_all_the_same(void **state)
+{
+    fx_t *f = *state;
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    put(s, 1, 2);
+    assert_int_equal(fdn__spool_quarantine(s, 1, 10, FDN_EINVAL, "first", NULL, NULL), 0);
+    fdn__spool_close(s);
+    damage(f->path, "DROP TABLE spool");
+    s = spool_at(f->path, 1u << 20);
+    put(s, 2, 1);
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
+    free_peeked(evs, u, n);
+    assert_int_equal(seq, 1); /* the quarantined batch's key again */
+    uint64_t moved = 0;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__spool_quarantine(s, seq, 20, FDN_ECORRUPT, "second", &moved, &err);
+    if (rc != 0)
+        fail_msg("quarantine: %s (%d): %s", fdn_err_name(rc), rc, err.message);
+    assert_int_equal(moved, 1);
+    assert_int_equal(fdn__spool_batches(s), 0);
+    uint64_t qb = 0, qe = 0, qby = 0;
+    int qerr = 0;
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 2);
+    assert_int_equal(qe, 3);
+    assert_int_equal(qerr, FDN_ECORRUPT);
+    fdn__spool_close(s);
+    char rows[512];
+    row_hex(f->path,
+            "SELECT group_concat(seq || ':' || n || ':' || message, ' ') FROM"
+            " (SELECT * FROM quarantine ORDER BY seq, rowid)",
+            rows, sizeof rows);
+    assert_string_equal(rows, "1:2:first 1:1:second");
+    /* reopened: both counted, the newest one's error */
+    s = spool_at(f->path, 1u << 20);
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 2);
+    assert_int_equal(qe, 3);
+    assert_int_equal(qerr, FDN_ECORRUPT);
+    fdn__spool_close(s);
+}
+
+/* A file whose quarantine table has the old layout (seq its key, no id): it opens, its rows
+ * are kept and counted, and a batch with one of their seq is quarantined beside them. */
+static void an_old_quarantine_table_is_migrated(void **state)
+{
+    fx_t *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " n INTEGER NOT NULL, bytes INTEGER NOT NULL, uids TEXT NOT NULL,"
+                     " body BLOB NOT NULL);"
+                     "CREATE TABLE quarantine (seq INTEGER PRIMARY KEY,"
+                     " n INTEGER NOT NULL, bytes INTEGER NOT NULL, uids TEXT NOT NULL,"
+                     " body BLOB NOT NULL, quarantined_at INTEGER NOT NULL,"
+                     " error INTEGER NOT NULL, error_name TEXT NOT NULL, message TEXT NOT NULL);"
+                     "INSERT INTO quarantine VALUES (1, 3, 5, 'u', x'0102030405', 7, -1020,"
+                     " 'FDN_ECORRUPT', 'old one');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    uint64_t qb = 0, qe = 0, qby = 0;
+    int qerr = 0;
+    fdn__spool_quarantine_usage(s, &qb, &qe, &qby, &qerr);
+    assert_int_equal(qb, 1);
+    assert_int_equal(qe, 3);
+    assert_int_equal(qby, 5);
+    assert_int_equal(qerr, -1020);
+    put(s, 1, 1); /* seq 1: the old row's */
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn__spool_quarantine(s, 1, 8, FDN_EINVAL, "new one", NULL, &err);
+    if (rc != 0)
+        fail_msg("quarantine: %s (%d): %s", fdn_err_name(rc), rc, err.message);
+    fdn__spool_close(s);
+    char rows[512];
+    row_hex(f->path,
+            "SELECT group_concat(id || ':' || seq || ':' || message, ' ') FROM"
+            " (SELECT * FROM quarantine ORDER BY id)",
+            rows, sizeof rows);
+    assert_string_equal(rows, "1:1:old one 2:1:new one");
+    row_hex(f->path, "SELECT hex(body) || ' ' || uids FROM quarantine WHERE id = 1", rows,
+            sizeof rows);
+    assert_string_equal(rows, "0102030405 u");
+}
+
 /* A row's n damaged to a negative value does not take the good rows' events with it (their sum
  * was 0 here, the spool looked empty: the store's writer never replayed the batch behind it
  * and sent later stores past it); every row counts as a batch the replay must see. */
@@ -609,6 +705,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_id_that_is_no_uuid_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_batch_is_quarantined_as_it_is, setup, teardown),
         cmocka_unit_test_setup_teardown(the_quarantine_has_its_own_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_reused_seq_is_quarantined_all_the_same, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_old_quarantine_table_is_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(a_negative_count_hides_no_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(a_negative_size_does_not_fill_the_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(an_empty_peek_resets_the_counts, setup, teardown),

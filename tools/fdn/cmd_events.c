@@ -248,7 +248,7 @@ static int list_quarantine(const quarantine_opts_t *o)
     sqlite3_stmt *stmt = NULL;
     int prc = sqlite3_prepare_v2(db,
                                  "SELECT seq, quarantined_at, error, error_name, n, bytes, message,"
-                                 " uids FROM quarantine ORDER BY seq LIMIT ?",
+                                 " uids FROM quarantine ORDER BY seq, rowid LIMIT ?",
                                  -1, &stmt, NULL);
     if (prc != SQLITE_OK) {
         /* a spool file from before the quarantine (or another file): say which */
