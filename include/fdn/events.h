@@ -454,7 +454,9 @@ typedef struct fdn_events_backend_status {
     uint64_t spooled_events;  /**< events in the spool, waiting for PostgreSQL */
     uint64_t spooled_bytes;   /**< bytes they take */
     uint64_t spool_max_bytes; /**< the spool's bound (0: no spool) */
-    uint64_t replayed_events; /**< events replayed from the spool into PostgreSQL */
+    uint64_t replayed_events; /**< events replayed from the spool into PostgreSQL, each
+                                   counted once, when its replay commits (a spool file that
+                                   then fails to drop it retries the drop, not the replay) */
     uint64_t calls;           /**< calls made on the engine */
     uint64_t failures;        /**< of which failed (unreachable, timed out) */
     uint64_t rejected;        /**< calls refused by the open breaker without trying */

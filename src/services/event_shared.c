@@ -200,6 +200,8 @@ struct evs_shared {
     int64_t replay_at; /* writer: monotonic ns of the next replay attempt */
     int64_t replay_backoff_ms;
     int64_t replay_one_upto; /* writer: replay one batch at a time up to this key (0: off) */
+    int64_t drop_pending;    /* writer: batches up to this key committed by a replay, their drop
+                                failed: dropped before the next peek, not replayed (0: none) */
     _Atomic uint64_t sp_batches, sp_events, sp_bytes; /* sp_batches: the replay has work */
     _Atomic uint64_t q_batches, q_events, q_bytes; /* the spool's quarantine */
     _Atomic int q_error;                           /* the newest quarantined batch's error */
@@ -519,13 +521,34 @@ static void quarantined(fdn_events_t *es, int rc, const fdn_error_t *err, uint64
  * held several batches, the bad one(s) are not known: they are replayed one at a time up to
  * the last of them (replay_one_upto), so the good ones are stored and only the bad ones
  * quarantined. Everything else (away, timed out, breaker open, a COMMIT's outcome unknown, the
- * spool file failing) is transient. Writer thread. */
+ * spool file failing) is transient. A replay committed on PostgreSQL whose drop then fails
+ * is not replayed again: only the drop is retried (drop_pending), after the backoff, so its
+ * events count in replayed once (they counted twice when the whole replay was repeated).
+ * Writer thread. */
 static void replay_spool(fdn_events_t *es)
 {
     struct evs_shared *sh = es->sh;
     if (sh->spool == NULL || atomic_load_explicit(&sh->sp_batches, memory_order_relaxed) == 0 ||
         mono() < sh->replay_at || atomic_load_explicit(&sh->cut, memory_order_acquire))
         return; /* once cut (the stop's deadline), the next start replays */
+    if (sh->drop_pending != 0) {
+        /* committed already (and counted in replayed): only the drop is retried, so a batch is
+         * replayed, and counted, once */
+        fdn_error_t err = FDN_ERROR_INIT;
+        int rc = fdn__spool_drop(sh->spool, sh->drop_pending, &err);
+        spool_counts(sh);
+        if (rc != 0) {
+            replay_failed(es, rc, &err);
+            sh->replay_backoff_ms = FDN_MIN(FDN_MAX(sh->replay_backoff_ms * 2, 100), 1000);
+            sh->replay_at = mono() + sh->replay_backoff_ms * 1000000;
+            return;
+        }
+        if (sh->replay_one_upto != 0 && sh->drop_pending >= sh->replay_one_upto)
+            sh->replay_one_upto = 0;
+        sh->drop_pending = 0;
+        atomic_store_explicit(&sh->replay_error, 0, memory_order_relaxed);
+        sh->replay_backoff_ms = 0;
+    }
     for (int row = 0; row < REPLAY_ROWS; row++) {
         int64_t seq = 0;
         fdn_event_t **evs = NULL;
@@ -561,6 +584,8 @@ static void replay_spool(fdn_events_t *es)
                 ingest_committed(es, (const fdn_event_t *const *)evs, pos, n);
                 atomic_fetch_add_explicit(&sh->replayed, n, memory_order_relaxed);
                 rc = fdn__spool_drop(sh->spool, seq, &err);
+                if (rc != 0)
+                    sh->drop_pending = seq; /* retried alone: not replayed (counted) again */
                 spool_counts(sh);
             }
         }

@@ -9,6 +9,9 @@
  *  - a transient failure (PostgreSQL stopped: replays time out) quarantines nothing: the
  *    replays fail, are reported and retried, and once PostgreSQL runs again every batch is
  *    stored once, in order.
+ *  - a replay committed on PostgreSQL whose drop from the spool file then fails (the WAL's
+ *    fsync failing: sqlite_fault.h) counts its events in replayed_events once, and they are
+ *    stored once (the whole replay was repeated until the drop succeeded, counted each time).
  * Waits are on the store's status, bounded by deadlines. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +31,7 @@
 #include "engine.h"
 #include "pg_census.h"
 #include "pg_fixture.h"
+#include "sqlite_fault.h"
 #include "sqlite_file.h"
 #include "tmpdir.h"
 
@@ -202,12 +206,36 @@ static void a_stopped_postgresql_quarantines_nothing(void **state)
     close_fx(&f);
 }
 
+static void a_failed_drop_counts_the_replay_once(void **state)
+{
+    (void)state;
+    assert_int_equal(test_sqlite_fault_install(), 0); /* before the spool's open */
+    fx_t f;
+    open_fx(&f, "qdrop", true);
+    uint64_t id = 1;
+    assert_int_equal(store_run(f.es, 0, 2, &id), 0);
+    assert_int_equal(id, 0);          /* spooled */
+    test_sqlite_fault_wal_sync(true); /* every drop's COMMIT fails from here */
+    fdn_breaker_reset(f.br);          /* PostgreSQL back: the replay commits, its drop fails */
+    bool failed = test_wait_until(replays_failed, f.es, 60000);
+    test_sqlite_fault_wal_sync(false);
+    assert_true(failed);
+    assert_true(test_wait_until(spool_empty, f.es, 60000));
+    fdn_events_backend_status_t st = status_of(f.es);
+    assert_int_equal(st.replayed_events, 2);
+    assert_int_equal(st.spool_replay_error, 0);
+    static const unsigned w[] = {0, 0}, s[] = {0, 1};
+    expect_stored(f.schema, w, s, 2);
+    close_fx(&f);
+}
+
 int main(void)
 {
     g_pg = test_engine_server_start("pg-server.sh");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rows_postgresql_refuses_for_good_are_quarantined),
         cmocka_unit_test(a_stopped_postgresql_quarantines_nothing),
+        cmocka_unit_test(a_failed_drop_counts_the_replay_once),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_engine_server_stop(g_pg);
