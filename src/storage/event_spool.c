@@ -48,7 +48,9 @@
  * ones it ends the peek before it, so the good ones are replayed first and the damaged one
  * then comes first, alone, to be quarantined. A body must be its n records exactly: bytes
  * past them (n and uids cut short together) are damage too, or the replay would store the
- * first events and drop the rest of an acknowledged batch without a word.
+ * first events and drop the rest of an acknowledged batch without a word. SQLite out of memory
+ * while reading a row (a column read as NULL, SQLITE_NOMEM) is FDN_ENOMEM, transient, never
+ * damage: read as damage, the replay quarantined a good batch (or read through NULL).
  *
  * Threads: none; one caller at a time (the store's writer).
  */
@@ -328,6 +330,11 @@ static int decode_row(fdn__spool_t *s, size_t at, size_t n, fdn_event_t **ev, fd
     const char *ids = (const char *)sqlite3_column_text(s->peek, 2);
     const uint8_t *body = sqlite3_column_blob(s->peek, 3);
     size_t blen = (size_t)sqlite3_column_bytes(s->peek, 3);
+    /* n > 0 ids were there (the caller checked their length): NULL is SQLite out of memory,
+     * transient, not damage */
+    if (ids == NULL || (body == NULL && blen > 0))
+        return fdn_err_set(err, FDN_ENOMEM, "events spool: batch %lld: out of memory",
+                           (long long)sqlite3_column_int64(s->peek, 0));
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         /* the backend stores the id as a UUID: one it would refuse would block the replay */
@@ -380,6 +387,13 @@ int fdn__spool_peek(fdn__spool_t *s, size_t max_events, uint64_t max_bytes, int6
             break;
         }
         int64_t k = sqlite3_column_int64(s->peek, 1);
+        /* text first, then its length (SQLite's order): reading a value as text may convert
+         * it (a file in UTF-16), and out of memory that is NULL and length 0, not damage */
+        if ((sqlite3_column_text(s->peek, 2) == NULL || sqlite3_column_blob(s->peek, 3) == NULL) &&
+            sqlite3_errcode(s->db) == SQLITE_NOMEM) {
+            rc = fdn_err_set(err, FDN_ENOMEM, "events spool: peek: out of memory");
+            break;
+        }
         size_t idlen = (size_t)sqlite3_column_bytes(s->peek, 2);
         if (k <= 0 || k > (int64_t)(1u << 20) || idlen != (size_t)k * FDN_UUID_STR_LEN) {
             if (total > 0)

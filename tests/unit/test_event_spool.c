@@ -6,7 +6,7 @@
  * when it is the oldest, and ends the peek before it behind good ones; a quarantine moves one
  * batch, bytes unchanged, out of the spool's count into its own, within its own bound; a row
  * whose n or bytes column is damaged (negative) skews no other row's count; an empty peek
- * sets the counts to 0. */
+ * sets the counts to 0; SQLite out of memory in a peek is FDN_ENOMEM, never FDN_ECORRUPT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -692,6 +692,91 @@ static void a_failed_drop_keeps_the_counts(void **state)
     fdn__spool_close(s);
 }
 
+/* SQLite's allocator, wrapped: while fail_at > 0, the fail_at-th allocation from then fails. */
+static sqlite3_mem_methods g_mem;
+static long g_allocs, g_fail_at;
+static bool g_failed;
+
+static bool alloc_fails(void)
+{
+    if (g_fail_at <= 0 || ++g_allocs != g_fail_at)
+        return false;
+    g_failed = true;
+    return true;
+}
+
+static void *mem_malloc(int n)
+{
+    return alloc_fails() ? NULL : g_mem.xMalloc(n);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+    return alloc_fails() ? NULL : g_mem.xRealloc(p, n);
+}
+
+/* Swap SQLite's allocator (every connection closed): the wrapper (on) or its own (off). */
+static void sqlite_mem_wrap(bool on)
+{
+    assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+    if (on) {
+        assert_int_equal(sqlite3_config(SQLITE_CONFIG_GETMALLOC, &g_mem), SQLITE_OK);
+        sqlite3_mem_methods m = g_mem;
+        m.xMalloc = mem_malloc;
+        m.xRealloc = mem_realloc;
+        assert_int_equal(sqlite3_config(SQLITE_CONFIG_MALLOC, &m), SQLITE_OK);
+    } else {
+        assert_int_equal(sqlite3_config(SQLITE_CONFIG_MALLOC, &g_mem), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+}
+
+/* SQLite out of memory in a peek, at each of its allocations in turn (a spool file in UTF-16:
+ * reading the ids as text converts them): the peek fails with FDN_ENOMEM or FDN_EIO, or
+ * succeeds, never says FDN_ECORRUPT (the replay would quarantine a good batch); the next one,
+ * with memory, gives the batch. The ids' length read first was 0 then: "malformed". */
+static void sqlite_out_of_memory_in_a_peek_is_no_damage(void **state)
+{
+    fx_t *f = *state;
+    /* a file in UTF-16 (made so before the spool's tables): reading the ids as text converts */
+    damage(f->path, "PRAGMA encoding = 'UTF-16le'; CREATE TABLE other (x)");
+    one_batch_file(f->path, 3);
+    sqlite_mem_wrap(true);
+    fdn__spool_t *s = spool_at(f->path, 1u << 20);
+    bool enomem = false;
+    for (long at = 1; at < 1000; at++) {
+        int64_t seq = 0;
+        fdn_event_t **evs = NULL;
+        fdn__spool_uid_t *u = NULL;
+        size_t n = 0;
+        fdn_error_t err = FDN_ERROR_INIT;
+        g_allocs = 0;
+        g_failed = false;
+        g_fail_at = at;
+        int rc = fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, &err);
+        g_fail_at = 0;
+        if (rc == 0)
+            free_peeked(evs, u, n);
+        if (rc != 0 && rc != FDN_ENOMEM && rc != FDN_EIO)
+            fail_msg("allocation %ld failed: %s (%d): %s", at, fdn_err_name(rc), rc, err.message);
+        enomem = enomem || rc == FDN_ENOMEM;
+        if (!g_failed) { /* every allocation done: the peek had what it needed */
+            assert_int_equal(rc, 0);
+            break;
+        }
+    }
+    int64_t seq = 0;
+    fdn_event_t **evs = NULL;
+    fdn__spool_uid_t *u = NULL;
+    size_t n = 0;
+    assert_int_equal(fdn__spool_peek(s, 100, 0, &seq, &evs, &u, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    free_peeked(evs, u, n);
+    fdn__spool_close(s);
+    sqlite_mem_wrap(false);
+    assert_true(enomem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +796,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_negative_size_does_not_fill_the_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(an_empty_peek_resets_the_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_drop_keeps_the_counts, setup, teardown),
+        /* last: it restarts SQLite, which makes its own VFS the default again */
+        cmocka_unit_test_setup_teardown(sqlite_out_of_memory_in_a_peek_is_no_damage, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
