@@ -893,8 +893,20 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     }
     bool created = false;
     fdn__etcd_kv_t ex;
+    fdn_error_t perr = FDN_ERROR_INIT;
     rc = fdn__etcd_put_if_absent(r->cli, key, klen, value, vlen, r->lease_id, &created, &ex, &rev,
-                                 err);
+                                 &perr);
+    if (rc == FDN_EEXTERNAL && strstr(perr.message, "lease not found") != NULL) {
+        /* the lease expired or was revoked, and the lease thread has not granted a new one yet
+         * (it does at its next keepalive, and registers this process's entries again): a gap,
+         * not a refusal */
+        rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                         "registering %s/%s: this process's etcd lease %lld is gone (expired or "
+                         "revoked) and a new one is not granted yet: retry",
+                         service, instance, (long long)r->lease_id);
+    } else if (rc < 0 && err != NULL) {
+        *err = perr;
+    }
     if (rc == 0 && (created || (ex.key != NULL && ex.lease == r->lease_id))) {
         int64_t crev = created ? rev : ex.create_revision;
         if (owned_add(r, service, instance, value, vlen, crev)) {

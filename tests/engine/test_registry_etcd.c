@@ -734,6 +734,33 @@ static void lost_lease_is_granted_again_and_entries_come_back(void **state)
     fdn_registry_destroy(a);
 }
 
+/* A registration between the loss of the lease (here revoked by another tool) and the lease
+ * thread's next keepalive, which grants a new one, is a transient gap: FDN_EUNAVAILABLE (retry),
+ * not etcd's "lease not found" as FDN_EEXTERNAL. The TTL is a day: the lease thread's first
+ * keepalive (a third of it away) cannot close the gap while the test runs. */
+static void register_in_the_lease_gap_is_unavailable(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "leasegap");
+    fdn_registry_t *a = open_reg(ns, 86400000, "proc-a");
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a1", NULL, 0, NULL), 0);
+    fdn_registry_shared_stats_t before = stats(a);
+    fdn__etcd_t *c = raw();
+    assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, NULL), 0);
+    fdn__etcd_destroy(c);
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_registry_register_shared(a, "api", "a2", "http://a2", NULL, 0, &err);
+    fprintf(stderr, "register in the gap: %d %s\n", rc, err.message);
+    assert_int_equal(rc, FDN_EUNAVAILABLE);
+    assert_non_null(strstr(err.message, "retry"));
+    /* nothing kept of it (the caller retries) */
+    assert_int_equal(stats(a).owned, before.owned);
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a2", "http://a2", NULL, 0, NULL),
+                     FDN_EUNAVAILABLE);
+    fdn_registry_destroy(a);
+}
+
 /* A one-shot HTTP server that answers anything with a body that is not JSON. */
 static void *not_etcd(void *arg)
 {
@@ -1034,6 +1061,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(unregister_removes_an_unconfirmed_registration),
         cmocka_unit_test(compaction_behind_another_is_no_error),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
+        cmocka_unit_test(register_in_the_lease_gap_is_unavailable),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
