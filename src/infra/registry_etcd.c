@@ -21,7 +21,9 @@
  *     revision + 1 after a backoff (100 ms doubling to 1 s); stale is cleared when etcd
  *     confirms a watch. When etcd answers a watch with a revision below the cache's (it lost
  *     its data), the namespace is ranged again.
- *   - the lease thread: keepalive every TTL/3; on a failure it retries every RETRY_MS. When
+ *   - the lease thread: keepalive every TTL/3 (without own_mu: a registration that holds it
+ *     across a slow etcd call does not delay the keepalive); on a failure it retries every
+ *     RETRY_MS. When
  *     etcd says the lease is gone (expired during an outage, revoked) it grants a new one and
  *     registers this process's entries again (create-if-absent: a name another process took in
  *     the meantime is given up and counted in `lost`).
@@ -36,8 +38,11 @@
  *
  * Locks, in order: own_mu -> mu. `own_mu` guards the lease id and the list of this process's
  * entries; it is held across the network calls of register, unregister and the lease
- * thread's keepalive and re-registration, so a registration never lands on a lease that is
- * being replaced (calls are bounded by the request timeout). `mu` guards `stopping` and the
+ * thread's grant and re-registration, so a registration never lands on a lease that is being
+ * replaced (calls are bounded by the request timeout). The keepalive takes no lock: it needs only
+ * the lease id, which only the lease thread changes once it runs (`lease_pub`); a registration
+ * that races with the loss of the lease gets etcd's "lease not found", answered as
+ * FDN_EUNAVAILABLE. `mu` guards `stopping`, `kick` and the
  * condition variable that the lease thread sleeps on and that register waits on for its own
  * write to reach the cache (`revision`). No lock is held while the watch thread parses or
  * publishes, and no user callback exists.
@@ -119,19 +124,28 @@ struct fdn__regetcd {
     owned_t *owned FDN_MEMBER_GUARDED_BY(own_mu);
     size_t nowned FDN_MEMBER_GUARDED_BY(own_mu);
     size_t capowned FDN_MEMBER_GUARDED_BY(own_mu);
-    _Atomic int64_t lease_pub; /* lease_id, for lock-free stats */
+    _Atomic int64_t lease_pub; /* lease_id, for lock-free stats and the keepalive */
+    _Atomic bool rereg_pub;    /* rereg_pending, for the keepalive's lock-free path */
     _Atomic bool lease_ok;
     _Atomic size_t nowned_pub;
 
     fdn__mutex_t mu;
     pthread_cond_t cv;
     bool stopping FDN_MEMBER_GUARDED_BY(mu);
+    bool kick FDN_MEMBER_GUARDED_BY(mu); /* tests: run a lease round now */
 
     pthread_t lease_thr;
     bool lease_started;
 
     _Atomic uint64_t bad_values, relists, lease_grants, reregistrations, lost, keepalive_errors;
 };
+
+/* The lease thread's period: a third of the TTL, so a keepalive that fails leaves two more
+ * tries before the lease expires. */
+static int64_t keepalive_interval_ms(int64_t ttl_s)
+{
+    return ttl_s * 1000 / 3;
+}
 
 static void count(_Atomic uint64_t *c)
 {
@@ -506,12 +520,6 @@ void fdn__regetcd_pause_watch(fdn__regetcd_t *r, bool pause)
     fdn__etcd_watcher_pause(r->watcher, pause);
 }
 
-/* Sleep ms unless stopping. Returns true when stopping. */
-static bool nap(fdn__regetcd_t *r, int64_t ms)
-{
-    return fdn__cond_nap(&r->cv, &r->mu, &r->stopping, ms);
-}
-
 /* ---- the lease thread ---------------------------------------------------------------------- */
 
 static char *key_of(const fdn__regetcd_t *r, const char *service, const char *instance, size_t *len)
@@ -600,55 +608,82 @@ static int reregister_all(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
     return 0;
 }
 
-/* One round of the lease thread; returns when to run the next one (ms). */
-static int64_t lease_round(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
+/* One round of the lease thread; returns when to run the next one (ms). The keepalive is sent
+ * without own_mu, which register and unregister hold across their etcd calls; own_mu is taken
+ * only when the lease is gone or entries wait to be registered again. */
+static int64_t lease_round(fdn__regetcd_t *r)
 {
-    int64_t period = r->ttl_s * 1000 / 3;
-    if (r->lease_id != 0) {
+    int64_t period = keepalive_interval_ms(r->ttl_s);
+    /* only this thread changes the lease once it runs */
+    int64_t id = atomic_load_explicit(&r->lease_pub, memory_order_relaxed);
+    bool gone = false;
+    if (id != 0) {
         int64_t ttl = 0;
-        int rc = fdn__etcd_lease_keepalive(r->cli, r->lease_id, &ttl, NULL);
+        int rc = fdn__etcd_lease_keepalive(r->cli, id, &ttl, NULL);
         if (rc < 0) {
             count(&r->keepalive_errors);
             atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
             return RETRY_MS;
         }
-        if (ttl == 0) { /* gone: expired while etcd was away, or revoked */
-            r->lease_id = 0;
-            atomic_store_explicit(&r->lease_pub, 0, memory_order_relaxed);
-            atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
-        } else {
-            atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
-        }
+        gone = ttl == 0; /* expired while etcd was away, or revoked */
+        atomic_store_explicit(&r->lease_ok, !gone, memory_order_relaxed);
+        if (!gone && !atomic_load_explicit(&r->rereg_pub, memory_order_relaxed))
+            return period;
+    }
+    fdn__mutex_lock(&r->own_mu);
+    if (gone) {
+        r->lease_id = 0;
+        atomic_store_explicit(&r->lease_pub, 0, memory_order_relaxed);
     }
     if (r->lease_id == 0) {
-        int64_t id = 0;
-        if (fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, NULL, NULL) < 0)
+        int64_t nid = 0;
+        if (fdn__etcd_lease_grant(r->cli, r->ttl_s, &nid, NULL, NULL) < 0) {
+            fdn__mutex_unlock(&r->own_mu);
             return RETRY_MS;
-        r->lease_id = id;
-        atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
+        }
+        r->lease_id = nid;
+        atomic_store_explicit(&r->lease_pub, nid, memory_order_relaxed);
         atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
         count(&r->lease_grants);
         r->rereg_pending = r->nowned > 0;
     }
-    if (r->rereg_pending) {
-        if (reregister_all(r) < 0)
-            return RETRY_MS;
+    if (r->rereg_pending && reregister_all(r) == 0)
         r->rereg_pending = false;
+    atomic_store_explicit(&r->rereg_pub, r->rereg_pending, memory_order_relaxed);
+    bool retry = r->rereg_pending;
+    fdn__mutex_unlock(&r->own_mu);
+    return retry ? RETRY_MS : period;
+}
+
+/* Sleep ms unless stopping or kicked. Returns true when stopping. */
+static bool lease_nap(fdn__regetcd_t *r, int64_t ms)
+{
+    int64_t dl = fdn__deadline_after_ms(ms);
+    fdn__mutex_lock(&r->mu);
+    while (!r->stopping && !r->kick && fdn__cond_wait_until(&r->cv, &r->mu, dl) == 0) {
     }
-    return period;
+    bool stop = r->stopping;
+    r->kick = false;
+    fdn__mutex_unlock(&r->mu);
+    return stop;
+}
+
+void fdn__regetcd_keepalive_now(fdn__regetcd_t *r)
+{
+    fdn__mutex_lock(&r->mu);
+    r->kick = true;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
 }
 
 static void *lease_main(void *arg)
 {
     fdn__regetcd_t *r = arg;
-    fdn__mutex_lock(&r->own_mu);
-    int64_t next_ms = r->lease_id != 0 ? r->ttl_s * 1000 / 3 : RETRY_MS;
-    fdn__mutex_unlock(&r->own_mu);
-    while (!nap(r, next_ms)) {
-        fdn__mutex_lock(&r->own_mu);
+    int64_t next_ms = atomic_load_explicit(&r->lease_pub, memory_order_relaxed) != 0
+                          ? keepalive_interval_ms(r->ttl_s)
+                          : RETRY_MS;
+    while (!lease_nap(r, next_ms))
         next_ms = lease_round(r);
-        fdn__mutex_unlock(&r->own_mu);
-    }
     return NULL;
 }
 
@@ -884,6 +919,7 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
         } else {
             value = NULL; /* owned now */
             r->rereg_pending = true;
+            atomic_store_explicit(&r->rereg_pub, true, memory_order_relaxed);
             rc = fdn_err_set(err, FDN_EUNAVAILABLE,
                              "etcd unreachable: %s/%s is kept and registered once etcd answers",
                              service, instance);

@@ -71,4 +71,7 @@ struct fdn__etcd *fdn__regetcd_client(fdn__regetcd_t *r);
  * (false) lets it watch again from the cache's revision + 1, as after an outage. */
 void fdn__regetcd_pause_watch(fdn__regetcd_t *r, bool pause);
 
+/* Tests: wake the lease thread for a round (a keepalive) now rather than at its next period. */
+void fdn__regetcd_keepalive_now(fdn__regetcd_t *r);
+
 #endif

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -734,6 +735,233 @@ static void lost_lease_is_granted_again_and_entries_come_back(void **state)
     fdn_registry_destroy(a);
 }
 
+/* ---- a loopback proxy before etcd that can hold one registration's txn ------------------ */
+
+#define PROXY_CONNS 64
+
+typedef struct proxy {
+    int lfd;
+    struct sockaddr_in up; /* the fixture's etcd */
+    char url[64];
+    pthread_t acceptor;
+    pthread_t conns[PROXY_CONNS];
+    size_t nconns;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    bool hold_armed;        /* hold the next kv/txn request */
+    int held_fd;            /* the client side of the held request, or -1 */
+    bool release;           /* let the held request through */
+    bool keepalive_in_hold; /* a keepalive came while the held request's client still waited */
+    bool gave_up_first;     /* the held request's client gave up (closed) before any keepalive */
+} proxy_t;
+
+typedef struct {
+    proxy_t *p;
+    int cfd;
+} proxy_conn_t;
+
+static bool contains(const char *buf, size_t n, const char *s)
+{
+    return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+/* Relay one connection both ways; a kv/txn request while armed is held until released. */
+static void *proxy_conn(void *arg)
+{
+    proxy_conn_t *pc = arg;
+    proxy_t *p = pc->p;
+    int cfd = pc->cfd;
+    free(pc);
+    int ufd = socket(AF_INET, SOCK_STREAM, 0);
+    if (ufd < 0 || connect(ufd, (struct sockaddr *)&p->up, sizeof(p->up)) != 0) {
+        close(cfd);
+        if (ufd >= 0)
+            close(ufd);
+        return NULL;
+    }
+    char buf[65536];
+    for (;;) {
+        struct pollfd f[2] = {{cfd, POLLIN, 0}, {ufd, POLLIN, 0}};
+        int n = poll(f, 2, 100);
+        pthread_mutex_lock(&p->mu);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop || n < 0)
+            break;
+        if (f[0].revents) {
+            ssize_t k = read(cfd, buf, sizeof(buf));
+            if (k <= 0)
+                break;
+            pthread_mutex_lock(&p->mu);
+            if (p->held_fd >= 0 && contains(buf, (size_t)k, "POST /v3/lease/keepalive")) {
+                /* is the held request's client still waiting (no FIN from it)? */
+                struct pollfd h = {p->held_fd, POLLRDHUP, 0};
+                if (poll(&h, 1, 0) == 1 && (h.revents & (POLLRDHUP | POLLHUP)) != 0)
+                    p->gave_up_first = !p->keepalive_in_hold;
+                else
+                    p->keepalive_in_hold = !p->gave_up_first;
+                pthread_cond_broadcast(&p->cv);
+            }
+            if (p->hold_armed && contains(buf, (size_t)k, "POST /v3/kv/txn")) {
+                p->hold_armed = false;
+                p->held_fd = cfd;
+                pthread_cond_broadcast(&p->cv);
+                while (!p->release && !p->stop)
+                    pthread_cond_wait(&p->cv, &p->mu);
+                p->held_fd = -1;
+            }
+            pthread_mutex_unlock(&p->mu);
+            if (write(ufd, buf, (size_t)k) != k)
+                break;
+        }
+        if (f[1].revents) {
+            ssize_t k = read(ufd, buf, sizeof(buf));
+            if (k <= 0 || write(cfd, buf, (size_t)k) != k)
+                break;
+        }
+    }
+    close(cfd);
+    close(ufd);
+    return NULL;
+}
+
+static void *proxy_accept(void *arg)
+{
+    proxy_t *p = arg;
+    for (;;) {
+        int cfd = accept(p->lfd, NULL, NULL);
+        if (cfd < 0)
+            return NULL; /* shut down */
+        proxy_conn_t *pc = malloc(sizeof(*pc));
+        pthread_mutex_lock(&p->mu);
+        bool room = pc != NULL && p->nconns < PROXY_CONNS && !p->stop;
+        if (room) {
+            pc->p = p;
+            pc->cfd = cfd;
+            room = pthread_create(&p->conns[p->nconns], NULL, proxy_conn, pc) == 0;
+            if (room)
+                p->nconns++;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (!room) {
+            free(pc);
+            close(cfd);
+        }
+    }
+}
+
+static void proxy_start(proxy_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->held_fd = -1;
+    int port = 0;
+    assert_int_equal(sscanf(test_etcd_url, "http://127.0.0.1:%d", &port), 1);
+    p->up.sin_family = AF_INET;
+    p->up.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p->up.sin_port = htons((uint16_t)port);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(p->lfd, 16), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(p->url, sizeof(p->url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    assert_int_equal(pthread_create(&p->acceptor, NULL, proxy_accept, p), 0);
+}
+
+static void proxy_stop(proxy_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    shutdown(p->lfd, SHUT_RDWR);
+    pthread_join(p->acceptor, NULL);
+    close(p->lfd);
+    for (size_t i = 0; i < p->nconns; i++)
+        pthread_join(p->conns[i], NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* Wait on p's condition until pred(p) (bounded by WAIT_MS); true then. */
+static bool proxy_wait(proxy_t *p, bool (*pred)(const proxy_t *))
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += WAIT_MS / 1000;
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    while (!pred(p) && rc == 0)
+        rc = pthread_cond_timedwait(&p->cv, &p->mu, &dl);
+    bool ok = pred(p);
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+static bool held(const proxy_t *p)
+{
+    return p->held_fd >= 0;
+}
+
+static bool keepalive_decided(const proxy_t *p)
+{
+    return p->keepalive_in_hold || p->gave_up_first;
+}
+
+typedef struct {
+    fdn_registry_t *r;
+    int rc;
+} reg_job_t;
+
+static void *register_job(void *arg)
+{
+    reg_job_t *j = arg;
+    j->rc = fdn_registry_register_shared(j->r, "api", "slow", "http://slow", NULL, 0, NULL);
+    return NULL;
+}
+
+/* A registration whose etcd call is stalled (the proxy holds its txn) does not hold the
+ * keepalive back: the lease thread, woken for a round, gets its keepalive through while the
+ * registration's client is still waiting. The old lease thread took own_mu, which register
+ * holds across its etcd call, so its keepalive came only after that call had timed out. */
+static void keepalive_not_delayed_by_a_stalled_registration(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "kaslow");
+    proxy_t p;
+    proxy_start(&p);
+    /* TTL 30 s: request timeout 9999 ms, the bound of the stalled call */
+    fdn_registry_t *r = open_reg_at(p.url, ns, 30000, "proc");
+    pthread_mutex_lock(&p.mu);
+    p.hold_armed = true;
+    pthread_mutex_unlock(&p.mu);
+    reg_job_t job = {r, 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_job, &job), 0);
+    assert_true(proxy_wait(&p, held));
+    fdn__regetcd_keepalive_now(fdn__registry_shared(r));
+    assert_true(proxy_wait(&p, keepalive_decided));
+    pthread_mutex_lock(&p.mu);
+    bool in_hold = p.keepalive_in_hold;
+    p.release = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    pthread_join(th, NULL);
+    assert_true(in_hold);
+    assert_int_equal(job.rc, 0);
+    assert_true(stats(r).lease_ok);
+    fdn_registry_destroy(r);
+    proxy_stop(&p);
+}
+
 /* A registration between the loss of the lease (here revoked by another tool) and the lease
  * thread's next keepalive, which grants a new one, is a transient gap: FDN_EUNAVAILABLE (retry),
  * not etcd's "lease not found" as FDN_EEXTERNAL. The TTL is a day: the lease thread's first
@@ -1062,6 +1290,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(compaction_behind_another_is_no_error),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(register_in_the_lease_gap_is_unavailable),
+        cmocka_unit_test(keepalive_not_delayed_by_a_stalled_registration),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
