@@ -361,20 +361,6 @@ static void help_quote_escaped_in_openmetrics(void **state)
     fdn_telemetry_destroy(tm);
 }
 
-/* Lines of text that start with prefix. */
-static size_t count_lines(const char *text, const char *prefix)
-{
-    size_t n = 0, k = strlen(prefix);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, prefix, k) == 0)
-            n++;
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return n;
-}
-
 /* OpenMetrics names a counter family <F> and its samples <F>_total: a gauge (or any family
  * but a counter) named <F>_total would write the same sample name in a second family. The
  * first in sorted order is written (the counter), except that a family supersedes an event
@@ -401,24 +387,24 @@ static void openmetrics_counter_sample_clash(void **state)
         m.len = 0;
         m.buf[0] = '\0';
         assert_int_equal(fdn_telemetry_write_openmetrics(tm, test_text_sink, &m), 0);
-        if (count_lines(m.buf, "fdn_zz_total ") != 1 ||
-            count_lines(m.buf, "fdn_zz_total 1\n") != 1 ||
-            count_lines(m.buf, "# TYPE fdn_zz_total ") != 0 ||
-            count_lines(m.buf, "# TYPE fdn_zz counter\n") != 1)
+        if (test_count_lines(m.buf, "fdn_zz_total ") != 1 ||
+            test_count_lines(m.buf, "fdn_zz_total 1\n") != 1 ||
+            test_count_lines(m.buf, "# TYPE fdn_zz_total ") != 0 ||
+            test_count_lines(m.buf, "# TYPE fdn_zz counter\n") != 1)
             fail_msg("fdn_zz_total written twice or not as the counter:\n%s", m.buf);
-        if (count_lines(m.buf, "a_hits_total ") != 1 ||
-            count_lines(m.buf, "a_hits_total 9\n") != 1 ||
-            count_lines(m.buf, "# TYPE a_hits_total gauge\n") != 1 ||
-            count_lines(m.buf, "# TYPE a_hits ") != 0)
+        if (test_count_lines(m.buf, "a_hits_total ") != 1 ||
+            test_count_lines(m.buf, "a_hits_total 9\n") != 1 ||
+            test_count_lines(m.buf, "# TYPE a_hits_total gauge\n") != 1 ||
+            test_count_lines(m.buf, "# TYPE a_hits ") != 0)
             fail_msg("a_hits_total written twice or not as the family:\n%s", m.buf);
     }
     /* the 0.0.4 text: one of each too */
     m.len = 0;
     m.buf[0] = '\0';
     assert_int_equal(fdn_telemetry_write_prometheus(tm, test_text_sink, &m), 0);
-    assert_int_equal(count_lines(m.buf, "fdn_zz_total "), 1);
-    assert_int_equal(count_lines(m.buf, "a_hits_total 9\n"), 1);
-    assert_int_equal(count_lines(m.buf, "# TYPE a_hits_total gauge\n"), 1);
+    assert_int_equal(test_count_lines(m.buf, "fdn_zz_total "), 1);
+    assert_int_equal(test_count_lines(m.buf, "a_hits_total 9\n"), 1);
+    assert_int_equal(test_count_lines(m.buf, "# TYPE a_hits_total gauge\n"), 1);
     fdn_telemetry_destroy(tm);
 }
 
@@ -449,10 +435,11 @@ static void overflow_labels_one_series(void **state)
     m.len = 0;
     m.buf[0] = '\0';
     assert_int_equal(fdn_telemetry_write_prometheus(tm, test_text_sink, &m), 0);
-    if (count_lines(m.buf, "a_dup_total{a=\"__overflow__\"} ") != 1 ||
-        count_lines(m.buf, "a_dup_total{a=\"__overflow__\"} 5\n") != 1 ||
-        count_lines(m.buf, "a_dup_total{a=\"x\"} 2\n") != 1 ||
-        count_lines(m.buf, "fdn_telemetry_series_dropped_total{family=\"a_dup_total\"} 1\n") != 1)
+    if (test_count_lines(m.buf, "a_dup_total{a=\"__overflow__\"} ") != 1 ||
+        test_count_lines(m.buf, "a_dup_total{a=\"__overflow__\"} 5\n") != 1 ||
+        test_count_lines(m.buf, "a_dup_total{a=\"x\"} 2\n") != 1 ||
+        test_count_lines(m.buf, "fdn_telemetry_series_dropped_total{family=\"a_dup_total\"} 1\n") !=
+            1)
         fail_msg("a_dup_total's series:\n%s", m.buf);
     fdn_telemetry_destroy(tm);
 }

@@ -17,6 +17,19 @@
 
 #include <fdn/error.h>
 
+size_t test_count_lines(const char *text, const char *prefix)
+{
+    size_t n = 0, k = strlen(prefix);
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        if (strncmp(p, prefix, k) == 0)
+            n++;
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return n;
+}
+
 int test_text_sink(const char *data, size_t len, void *user)
 {
     test_text_t *t = user;

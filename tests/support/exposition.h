@@ -16,6 +16,9 @@ typedef struct test_text {
  * user; FDN_ENOBUFS when it is full. */
 int test_text_sink(const char *data, size_t len, void *user);
 
+/* The lines of text that start with prefix. */
+size_t test_count_lines(const char *text, const char *prefix);
+
 /* Runs `promtool check metrics` on text[0..len). Returns 1 when promtool is not installed
  * (the caller skips or passes over the check), 0 when it accepts the text; fails the test with
  * promtool's output and the text when it rejects it. */

@@ -13,6 +13,7 @@
 #include "admin/admin_int.h"
 #include "admin/event_json.h"
 #include "admin_local.h"
+#include "exposition.h"
 #include "admin/http_jw.h"
 #include "core/alloc.h"
 #include "fail_alloc.h"
@@ -1606,20 +1607,6 @@ static void refused_mount_after_start_writes_nothing(void **state)
     fdn_limiter_destroy(lim);
 }
 
-/* Lines of text that start with prefix. */
-static size_t lines_starting(const char *text, const char *prefix)
-{
-    size_t n = 0, k = strlen(prefix);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, prefix, k) == 0)
-            n++;
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return n;
-}
-
 /* Telemetry mounted on an instance that has a family named fdn_http_requests_total of its
  * own (another kind or labels, so the server's cannot be registered): GET /metrics writes
  * that family once, from telemetry, not a second time with the server's own counts by
@@ -1644,9 +1631,9 @@ static void metrics_request_family_taken(void **state)
     fdn__admin_dispatch(a, "GET", "/metrics", NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(r.text);
-    if (lines_starting(r.text, "# TYPE fdn_http_requests_total ") != 1 ||
-        lines_starting(r.text, "fdn_http_requests_total 4\n") != 1 ||
-        lines_starting(r.text, "fdn_http_requests_total{") != 0)
+    if (test_count_lines(r.text, "# TYPE fdn_http_requests_total ") != 1 ||
+        test_count_lines(r.text, "fdn_http_requests_total 4\n") != 1 ||
+        test_count_lines(r.text, "fdn_http_requests_total{") != 0)
         fail_msg("fdn_http_requests_total not once, as telemetry's:\n%s", r.text);
     fdn__http_resp_clear(&r);
     fdn_admin_destroy(a);
