@@ -41,7 +41,12 @@
  * ("after a position", "a correlation id after a position", oldest first: query_shape) are
  * prepared on a connection by their first use and then only bound and run; a connection is
  * never reused across a server restart (a broken one is closed), so a name never outlives its
- * statement. Other queries are planned for their values each time.
+ * statement. The session may still lose them while the connection lives (DEALLOCATE ALL or
+ * DISCARD ALL run on it: a pgbouncer pool in transaction mode, a server-side reset): a
+ * statement that fails because its name is not prepared (SQLSTATE 26000, nothing of it ran)
+ * forgets its flag, is prepared again and run once more, within the same deadline; each other
+ * lost statement is found the same way on its next use. Other queries are planned for their
+ * values each time.
  *
  * Cuts: every wait on the server (wait_sock: commands and connecting) also polls the calling
  * thread's cut descriptor (core/cancel.h) when it has one: once readable, the wait ends as at
@@ -314,6 +319,12 @@ int fdn__pg_script(fdn__pg_t *c, const char *sql, fdn_error_t *err, const char *
 int fdn__pg_cmd(fdn__pg_t *c, const char *sql, fdn_error_t *err)
 {
     return fdn__pg_script(c, sql, err, sql);
+}
+
+bool fdn__pg_lost_statement(const PGresult *r)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state != NULL && strcmp(state, "26000") == 0;
 }
 
 void fdn__pg_rollback(fdn__pg_t *c)
@@ -812,7 +823,8 @@ static int query_shape(const fdn__pg_query_t *q)
 }
 
 /* fdn__pg_run of a query prepared on this connection under the name of its shape (prepared
- * by its first use). */
+ * by its first use). A session that lost the statement (DEALLOCATE ALL, DISCARD ALL:
+ * fdn__pg_lost_statement) has it prepared again and run once more, within the deadline. */
 static int run_prepared(fdn__pg_t *c, int shape, const char *sql, int n, const char *const *vals,
                         PGresult **out, fdn_error_t *err)
 {
@@ -821,26 +833,32 @@ static int run_prepared(fdn__pg_t *c, int shape, const char *sql, int n, const c
     if (!fdn__pg_connected(c))
         return fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: query: not connected");
     PGresult *r = NULL;
-    if ((c->qprep & (1u << shape)) == 0) {
+    for (int attempt = 0;; attempt++) {
+        if ((c->qprep & (1u << shape)) == 0) {
+            c->timed_out = false;
+            if (!PQsendPrepare(c->conn, name, sql, n, NULL)) {
+                c->broken = true;
+                return fdn__pg_fail_res(c, NULL, err, "prepare a query");
+            }
+            r = fdn__pg_q_collect(c);
+            if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+                return fdn__pg_fail_res(c, r, err, "prepare a query");
+            PQclear(r);
+            c->qprep |= 1u << shape;
+        }
         c->timed_out = false;
-        if (!PQsendPrepare(c->conn, name, sql, n, NULL)) {
+        if (!PQsendQueryPrepared(c->conn, name, n, vals, NULL, NULL, 1)) {
             c->broken = true;
-            return fdn__pg_fail_res(c, NULL, err, "prepare a query");
+            return fdn__pg_fail_res(c, NULL, err, "query");
         }
         r = fdn__pg_q_collect(c);
-        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
-            return fdn__pg_fail_res(c, r, err, "prepare a query");
-        PQclear(r);
-        c->qprep |= 1u << shape;
+        if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK)
+            break;
+        if (attempt > 0 || c->broken || !fdn__pg_lost_statement(r))
+            return fdn__pg_fail_res(c, r, err, "query");
+        PQclear(r); /* the session lost the statement: prepare it again */
+        c->qprep &= ~(1u << shape);
     }
-    c->timed_out = false;
-    if (!PQsendQueryPrepared(c->conn, name, n, vals, NULL, NULL, 1)) {
-        c->broken = true;
-        return fdn__pg_fail_res(c, NULL, err, "query");
-    }
-    r = fdn__pg_q_collect(c);
-    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fdn__pg_fail_res(c, r, err, "query");
     *out = r;
     return 0;
 }

@@ -356,27 +356,42 @@ static int append_one(fdn__pg_t *c, const fdn_event_t *const *evs, const fdn__pg
             rc = FDN_EUNAVAILABLE;
         goto done;
     }
-    c->timed_out = false;
-    if (!PQsendQueryPrepared(c->conn, APPEND_STMT, 1 + APPEND_COLS, vals, lens, fmts, 1)) {
-        /* not sent whole: without its Sync message the server runs no implicit COMMIT */
-        c->broken = true;
-        rc = fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: append not sent: %s",
-                         fdn__pg_conn_msg(c->conn, buf, sizeof(buf)));
-        goto done;
-    }
-    if (mode == FDN__PG_FAIL_AT_COMMIT) {
-        (void)PQflush(c->conn);
-        shutdown(PQsocket(c->conn), SHUT_RDWR);
-        c->broken = true;
-    }
-    PGresult *r = fdn__pg_q_collect(c);
-    if (PQstatus(c->conn) != CONNECTION_OK)
-        c->broken = true;
-    if (r != NULL && !c->broken && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = fdn__pg_fail_res(c, r, err, "append"); /* refused by the server: rolled back */
-        if (rc == FDN_EIO)
-            rc = FDN_EUNAVAILABLE;
-        goto done;
+    PGresult *r = NULL;
+    for (int attempt = 0;; attempt++) {
+        c->timed_out = false;
+        if (!PQsendQueryPrepared(c->conn, APPEND_STMT, 1 + APPEND_COLS, vals, lens, fmts, 1)) {
+            /* not sent whole: without its Sync message the server runs no implicit COMMIT */
+            c->broken = true;
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE, "postgres: append not sent: %s",
+                             fdn__pg_conn_msg(c->conn, buf, sizeof(buf)));
+            goto done;
+        }
+        if (mode == FDN__PG_FAIL_AT_COMMIT) {
+            (void)PQflush(c->conn);
+            shutdown(PQsocket(c->conn), SHUT_RDWR);
+            c->broken = true;
+        }
+        r = fdn__pg_q_collect(c);
+        if (PQstatus(c->conn) != CONNECTION_OK)
+            c->broken = true;
+        if (r == NULL || c->broken || PQresultStatus(r) == PGRES_TUPLES_OK)
+            break;
+        /* the session lost the statement (DEALLOCATE ALL, DISCARD ALL: nothing of it ran, its
+         * implicit transaction rolled back): prepared again and sent once more */
+        if (attempt > 0 || !fdn__pg_lost_statement(r)) {
+            rc = fdn__pg_fail_res(c, r, err, "append"); /* refused by the server: rolled back */
+            if (rc == FDN_EIO)
+                rc = FDN_EUNAVAILABLE;
+            goto done;
+        }
+        PQclear(r);
+        c->prepared = false;
+        rc = append_prepare(c, err);
+        if (rc != 0) {
+            if (rc == FDN_EIO)
+                rc = FDN_EUNAVAILABLE;
+            goto done;
+        }
     }
     if (r != NULL && !c->broken && (PQntuples(r) != 1 || fdn__pg_get_int(r, 0, 1) != (uint64_t)n)) {
         PQclear(r); /* no head row: nothing inserted */

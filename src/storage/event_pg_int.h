@@ -12,7 +12,8 @@ struct fdn__pg {
     PGconn *conn;
     bool broken;      /* the connection must not be used again (shut down by the hook, or lost) */
     bool timed_out;   /* the last command met the deadline (the connection is then broken) */
-    bool prepared;    /* the append statement is prepared on this connection */
+    bool prepared;    /* the append statement is prepared on this connection (reset when the
+                       * session lost it: fdn__pg_lost_statement) */
     bool refused;     /* the last failed command's rows are refused for good (fdn__pg_refused) */
     unsigned qprep;   /* the query shapes prepared on this connection (event_pg.c) */
     int64_t deadline; /* CLOCK_MONOTONIC ns bounding every wait on the server (0 = none) */
@@ -46,6 +47,10 @@ int fdn__pg_run(fdn__pg_t *c, const char *sql, int n, const char *const *vals, E
 int fdn__pg_script(fdn__pg_t *c, const char *sql, fdn_error_t *err, const char *what);
 /* fdn__pg_script with the SQL as its description. */
 int fdn__pg_cmd(fdn__pg_t *c, const char *sql, fdn_error_t *err);
+/* Whether r failed because the prepared statement it ran does not exist on the session
+ * (SQLSTATE 26000): DEALLOCATE ALL or DISCARD ALL ran on it (a pgbouncer pool in transaction
+ * mode, a server-side reset). Nothing of the statement ran; the caller prepares it again. */
+bool fdn__pg_lost_statement(const PGresult *r);
 /* ROLLBACK when the connection is usable (its outcome ignored). */
 void fdn__pg_rollback(fdn__pg_t *c);
 /* An integer column of a binary result (int2, int4 or int8). */

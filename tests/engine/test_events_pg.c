@@ -1476,6 +1476,61 @@ static void a_missing_head_row_fails_every_append_alike(void **state)
     fdn__pg_close(c);
 }
 
+/* A session that lost its prepared statements (DEALLOCATE ALL or DISCARD ALL run on it, as a
+ * pgbouncer pool in transaction mode or a server-side reset does) still appends and reads:
+ * the statement that finds its name gone (SQLSTATE 26000) is prepared again and run once
+ * more, within the same call. (Before, the connection still took its statements for prepared:
+ * every later append and batch read on it failed with "prepared statement does not exist"
+ * for as long as the connection lived.) */
+static void a_session_that_lost_its_prepared_statements_prepares_them_again(void **state)
+{
+    (void)state;
+    char schema[64];
+    test_pg_schema_name(schema, sizeof(schema), "dealloc");
+    fdn__pg_t *c = open_pg(schema);
+    enum { N = 6 };
+    fdn_event_t *evs[N];
+    uint64_t pos[N];
+    for (unsigned i = 0; i < N; i++)
+        evs[i] = make_event(1, i, 0); /* correlation "c1-0" for all */
+    /* the reads prepared per shape: from the start, after a position, a correlation id
+     * after a position */
+    fdn__pg_query_t qs[3] = {FDN__PG_QUERY_INIT, FDN__PG_QUERY_INIT, FDN__PG_QUERY_INIT};
+    qs[1].after = 1;
+    qs[2].after = 1;
+    qs[2].correlation_id = "c1-0";
+    const char *resets[] = {NULL, "DEALLOCATE ALL", "DISCARD ALL"};
+    for (unsigned k = 0; k < 3; k++) {
+        fdn_error_t err = FDN_ERROR_INIT;
+        if (resets[k] != NULL)
+            assert_int_equal(fdn__pg_exec(c, resets[k], &err), 0);
+        append_ok(c, evs + 2 * k, 2, pos + 2 * k);
+        assert_int_equal(pos[2 * k], 2 * k + 1);
+        assert_int_equal(pos[2 * k + 1], 2 * k + 2);
+        if (resets[k] != NULL)
+            assert_int_equal(fdn__pg_exec(c, resets[k], &err), 0);
+        for (unsigned s = 0; s < 3; s++) {
+            fdn_event_list_t *l = NULL;
+            qs[s].limit = 100;
+            int rc = fdn__pg_query(c, &qs[s], &l, &err);
+            if (rc != 0)
+                fprintf(stderr, "reset %u, query %u: %s\n", k, s, err.message);
+            assert_int_equal(rc, 0);
+            size_t want = 2 * k + 2 - (qs[s].after != 0 ? 1 : 0);
+            assert_int_equal(fdn_event_list_count(l), want);
+            for (size_t i = 0; i < want; i++) {
+                uint64_t id = qs[s].after + 1 + i;
+                assert_int_equal(fdn_event_id(fdn_event_list_at(l, i)), id);
+                assert_true(same_event(evs[id - 1], id, fdn_event_list_at(l, i)));
+            }
+            fdn_event_list_free(l);
+        }
+        assert_true(fdn__pg_connected(c));
+    }
+    free_events(evs, N);
+    fdn__pg_close(c);
+}
+
 /* The backend's pool after its server ended every pooled session (a restart, a failover,
  * idle_session_timeout, an operator's pg_terminate_backend): a read still answers, on a fresh
  * connection, as the DESIGN says, however many stale ones the pool held. (Before, the read
@@ -2157,6 +2212,7 @@ int main(void)
         cmocka_unit_test(positions_past_the_largest_bigint_hold_nothing),
         cmocka_unit_test(a_query_by_a_value_no_event_carries_finds_nothing),
         cmocka_unit_test(a_schema_holding_other_tables_is_refused_at_open),
+        cmocka_unit_test(a_session_that_lost_its_prepared_statements_prepares_them_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
