@@ -945,20 +945,59 @@ int fdn__pg_head(fdn__pg_t *c, uint64_t *out, fdn_error_t *err)
     return 0;
 }
 
+/* The most rows one prune transaction deletes (tests may lower it). */
+uint32_t fdn__pg_prune_chunk = FDN__PG_PRUNE_CHUNK;
+
+/* Deletes in statements of at most fdn__pg_prune_chunk positions, each its own (implicit)
+ * transaction, oldest first: one DELETE of a large backlog held its row locks and WAL for as
+ * long as it ran, and past the deadline it failed although the server went on to commit it.
+ * A chunk seeks the oldest position from `at` and deletes the positions within chunk of it
+ * (below `below`), so processes pruning at once each advance, and a gap costs nothing. Before
+ * each chunk the deadline is checked: past it, the prune stops with FDN_EUNAVAILABLE and
+ * *count says the rows of the chunks done (committed); the rest is left to the next run. */
 int fdn__pg_prune_below(fdn__pg_t *c, uint64_t below, uint64_t *count, fdn_error_t *err)
 {
-    char sql[128], num[24];
-    snprintf(sql, sizeof(sql), "DELETE FROM %s.events WHERE position < $1::bigint", c->ident);
-    snprintf(num, sizeof(num), "%" PRIu64, pos_arg(below));
-    const char *vals[1] = {num};
-    PGresult *r = NULL;
-    int rc = fdn__pg_run(c, sql, 1, vals, PGRES_COMMAND_OK, &r, err, "prune");
-    if (rc != 0)
-        return rc;
+    char sql[512], num[3][24];
+    snprintf(sql, sizeof(sql),
+             "WITH lo AS (SELECT min(position) AS p FROM %s.events WHERE position >= $1::bigint),"
+             " d AS (DELETE FROM %s.events e USING lo WHERE e.position >= lo.p AND e.position <"
+             " $2::bigint AND e.position - lo.p < $3::bigint RETURNING 1)"
+             " SELECT lo.p, (SELECT count(*) FROM d) FROM lo",
+             c->ident, c->ident);
+    uint64_t chunk = fdn__pg_prune_chunk > 0 ? fdn__pg_prune_chunk : 1;
+    uint64_t total = 0, at = 0;
+    below = pos_arg(below);
+    int rc = 0;
+    while (at < below) {
+        if (c->deadline != 0 && mono_now() >= c->deadline) {
+            rc = fdn_err_set(err, FDN_EUNAVAILABLE,
+                             "postgres: prune: deadline reached after %" PRIu64
+                             " rows deleted; the rest is left to the next prune",
+                             total);
+            break;
+        }
+        snprintf(num[0], sizeof(num[0]), "%" PRIu64, at);
+        snprintf(num[1], sizeof(num[1]), "%" PRIu64, below);
+        snprintf(num[2], sizeof(num[2]), "%" PRIu64, chunk);
+        const char *vals[3] = {num[0], num[1], num[2]};
+        PGresult *r = NULL;
+        rc = fdn__pg_run(c, sql, 3, vals, PGRES_TUPLES_OK, &r, err, "prune");
+        if (rc != 0)
+            break;
+        if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) { /* no position left from at */
+            PQclear(r);
+            break;
+        }
+        uint64_t lo = fdn__pg_get_int(r, 0, 0);
+        total += fdn__pg_get_int(r, 0, 1);
+        PQclear(r);
+        if (lo >= below)
+            break;
+        at = lo + chunk;
+    }
     if (count != NULL)
-        *count = strtoull(PQcmdTuples(r), NULL, 10);
-    PQclear(r);
-    return 0;
+        *count = total;
+    return rc;
 }
 
 int fdn__pg_stats(fdn__pg_t *c, uint64_t *count, uint64_t *oldest, uint64_t *newest,

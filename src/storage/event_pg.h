@@ -128,8 +128,15 @@ int fdn__pg_explain(fdn__pg_t *c, const fdn__pg_query_t *q, char **out, fdn_erro
 int fdn__pg_head(fdn__pg_t *c, uint64_t *out, fdn_error_t *err);
 
 /* Delete the events below position `below`; *count receives how many (may be NULL). The head
- * is kept: positions are never reused. 0, FDN_EUNAVAILABLE, FDN_EIO. */
+ * is kept: positions are never reused. Deletes in transactions of at most fdn__pg_prune_chunk
+ * positions, oldest first; at the connection's deadline it stops (FDN_EUNAVAILABLE) and
+ * *count holds the rows of the transactions committed before it (a partial prune: the rest
+ * is left to the next; a transaction whose answer the deadline cut may have committed too,
+ * uncounted). 0, FDN_EUNAVAILABLE, FDN_EIO. */
 int fdn__pg_prune_below(fdn__pg_t *c, uint64_t below, uint64_t *count, fdn_error_t *err);
+#define FDN__PG_PRUNE_CHUNK 4096
+/* The positions one prune transaction covers at most (FDN__PG_PRUNE_CHUNK; tests lower it). */
+extern uint32_t fdn__pg_prune_chunk;
 
 /* Events stored and their position range (0s when empty). 0, FDN_EUNAVAILABLE, FDN_EIO. */
 int fdn__pg_stats(fdn__pg_t *c, uint64_t *count, uint64_t *oldest, uint64_t *newest,

@@ -1531,6 +1531,57 @@ static void a_session_that_lost_its_prepared_statements_prepares_them_again(void
     fdn__pg_close(c);
 }
 
+/* A prune deletes in short transactions of at most fdn__pg_prune_chunk positions, oldest
+ * first; one whose deadline comes (here: a chunk waits on a row another session locked)
+ * keeps the chunks it committed and says how many rows they held. (Before, it was one DELETE:
+ * past the deadline nothing of it was kept, and on a large backlog the DELETE could commit
+ * after the call had reported a failure.) */
+static void a_prune_deletes_in_chunks_and_keeps_them_at_its_deadline(void **state)
+{
+    (void)state;
+    char schema[64], sql[256];
+    test_pg_schema_name(schema, sizeof(schema), "prunechunk");
+    fdn__pg_t *c = open_pg(schema), *lock = open_pg(schema);
+    enum { N = 10 };
+    fdn_event_t *evs[N];
+    uint64_t pos[N];
+    for (unsigned i = 0; i < N; i++)
+        evs[i] = make_event(1, i, 0);
+    append_ok(c, evs, N, pos);
+    /* another session holds position 8: the third chunk, [7, 10), waits for it */
+    snprintf(sql, sizeof(sql), "BEGIN; SELECT 1 FROM \"%s\".events WHERE position = 8 FOR UPDATE",
+             schema);
+    assert_int_equal(fdn__pg_exec(lock, sql, NULL), 0);
+    fdn__pg_prune_chunk = 3;
+    fdn__pg_set_deadline(c, mono_ns() + 5 * 1000000000LL);
+    uint64_t count = 99;
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn__pg_prune_below(c, N, &count, &err), FDN_EUNAVAILABLE);
+    assert_int_equal(count, 6); /* [1, 4) and [4, 7), committed */
+    /* seen from another session while the lock holds: those chunks are committed */
+    fdn__pg_t *again = open_pg(schema);
+    uint64_t n = 0, oldest = 0, newest = 0;
+    assert_int_equal(fdn__pg_stats(again, &n, &oldest, &newest, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(oldest, 7);
+    assert_int_equal(newest, 10);
+    /* the lock released, the chunk the deadline cut may still commit on the server (its
+     * statement waited there): the next prune takes the rest either way */
+    assert_int_equal(fdn__pg_exec(lock, "ROLLBACK", NULL), 0);
+    assert_int_equal(fdn__pg_prune_below(again, 100, &count, NULL), 0);
+    assert_in_range(count, 1, 4); /* position 10 at least: only this prune covers it */
+    assert_int_equal(fdn__pg_stats(again, &n, &oldest, &newest, NULL), 0);
+    assert_int_equal(n, 0);
+    uint64_t head = 0;
+    assert_int_equal(fdn__pg_head(again, &head, NULL), 0);
+    assert_int_equal(head, N);
+    fdn__pg_prune_chunk = FDN__PG_PRUNE_CHUNK;
+    free_events(evs, N);
+    fdn__pg_close(again);
+    fdn__pg_close(lock);
+    fdn__pg_close(c);
+}
+
 /* The backend's pool after its server ended every pooled session (a restart, a failover,
  * idle_session_timeout, an operator's pg_terminate_backend): a read still answers, on a fresh
  * connection, as the DESIGN says, however many stale ones the pool held. (Before, the read
@@ -2213,6 +2264,7 @@ int main(void)
         cmocka_unit_test(a_query_by_a_value_no_event_carries_finds_nothing),
         cmocka_unit_test(a_schema_holding_other_tables_is_refused_at_open),
         cmocka_unit_test(a_session_that_lost_its_prepared_statements_prepares_them_again),
+        cmocka_unit_test(a_prune_deletes_in_chunks_and_keeps_them_at_its_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
