@@ -1557,19 +1557,23 @@ static void a_prune_deletes_in_chunks_and_keeps_them_at_its_deadline(void **stat
     uint64_t count = 99;
     fdn_error_t err = FDN_ERROR_INIT;
     assert_int_equal(fdn__pg_prune_below(c, N, &count, &err), FDN_EUNAVAILABLE);
-    assert_int_equal(count, 6); /* [1, 4) and [4, 7), committed */
+    /* [1, 4) and [4, 7) committed, unless a machine so loaded that they took the 5 s stopped
+     * the prune before them: whole chunks, oldest first, and counted */
+    if (count != 6 && count != 3 && count != 0)
+        fail_msg("a partial prune counted %llu, not whole chunks of 3 below position 8",
+                 (unsigned long long)count);
     /* seen from another session while the lock holds: those chunks are committed */
     fdn__pg_t *again = open_pg(schema);
     uint64_t n = 0, oldest = 0, newest = 0;
     assert_int_equal(fdn__pg_stats(again, &n, &oldest, &newest, NULL), 0);
-    assert_int_equal(n, 4);
-    assert_int_equal(oldest, 7);
+    assert_int_equal(n, N - count);
+    assert_int_equal(oldest, count + 1);
     assert_int_equal(newest, 10);
     /* the lock released, the chunk the deadline cut may still commit on the server (its
      * statement waited there): the next prune takes the rest either way */
     assert_int_equal(fdn__pg_exec(lock, "ROLLBACK", NULL), 0);
     assert_int_equal(fdn__pg_prune_below(again, 100, &count, NULL), 0);
-    assert_in_range(count, 1, 4); /* position 10 at least: only this prune covers it */
+    assert_in_range(count, 1, N); /* position 10 at least: only this prune covers it */
     assert_int_equal(fdn__pg_stats(again, &n, &oldest, &newest, NULL), 0);
     assert_int_equal(n, 0);
     uint64_t head = 0;
