@@ -1298,6 +1298,11 @@ static int child_fleet(char **argv)
     int out = (int)test_child_int(argv[7], 0, 1 << 20);
     fdn_limiter_opts_t o = redis_opts(url, FDN_LIMIT_FAIL_CLOSED);
     o.redis.pool_size = 1;
+    /* up to 64 sanitized children started at once on a loaded machine: a check (with its
+     * connection's opening, connect to SCRIPT LOAD, on the first one) may wait seconds to be
+     * scheduled; what the fleet tests is the shared count, and any fallback fails them */
+    o.redis.command_timeout_ms = 30000;
+    o.redis.connect_timeout_ms = 30000;
     fdn_limiter_t *l = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     if (fdn_limiter_open(&l, &o, &err) != 0) {
