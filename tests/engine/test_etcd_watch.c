@@ -39,8 +39,9 @@
 /* The test's follower: every revision it was handed an event of, and its revision. */
 typedef struct follower {
     pthread_mutex_t mu;
-    int64_t first; /* the first revision written */
-    int64_t rev;   /* the revision its state holds (what the messages handed it) */
+    int64_t revs[NREV]; /* the revision of each put, increasing (other tests' writes to the
+                           shared etcd may fall between them) */
+    int64_t rev;        /* the revision its state holds (what the messages handed it) */
     int seen[NREV];
     int messages; /* messages with events */
     int relists;  /* relist calls (a no-op: the state is kept, as after a broken stream) */
@@ -56,6 +57,22 @@ static int f_relist(void *user)
     return 0;
 }
 
+/* The index of the put made at revision r, or -1 (not one of the test's). */
+static int put_at(const follower_t *f, int64_t r)
+{
+    int lo = 0, hi = NREV - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (f->revs[mid] == r)
+            return mid;
+        if (f->revs[mid] < r)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
 static int f_message(void *user, const fdn__etcd_watch_msg_t *m)
 {
     follower_t *f = user;
@@ -63,8 +80,8 @@ static int f_message(void *user, const fdn__etcd_watch_msg_t *m)
     int ask = FDN__ETCD_WATCHER_GO_ON;
     if (m->nevents > 0) {
         for (size_t i = 0; i < m->nevents; i++) {
-            int64_t k = m->events[i].kv.mod_revision - f->first;
-            if (k >= 0 && k < NREV)
+            int k = put_at(f, m->events[i].kv.mod_revision);
+            if (k >= 0)
                 f->seen[k]++;
         }
         if (m->revision > m->events[m->nevents - 1].kv.mod_revision)
@@ -101,6 +118,9 @@ static void catch_up_batches_miss_no_revision(void **state)
     fdn__etcd_t *c = NULL;
     assert_int_equal(fdn__etcd_create(&c, test_etcd_url, ETCD_TIMEOUT_MS, NULL), 0);
 
+    follower_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->mu, NULL);
     /* NREV revisions under the prefix, written before the watch: etcd catches it up */
     int64_t first = 0, last = 0;
     for (int i = 0; i < NREV; i++) {
@@ -116,12 +136,8 @@ static void catch_up_batches_miss_no_revision(void **state)
             first = rev;
         assert_true(rev > last);
         last = rev;
+        f->revs[i] = rev;
     }
-
-    follower_t *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    pthread_mutex_init(&f->mu, NULL);
-    f->first = first;
     f->rev = first - 1; /* as if it had ranged just before the first put */
     fdn__etcd_watcher_t *w = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
