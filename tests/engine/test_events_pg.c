@@ -1716,8 +1716,10 @@ static void stall_proxy_start(stall_proxy_t *p)
     memset(p, 0, sizeof(*p));
     const char *colon = strrchr(test_pg_url, ':'); /* postgresql://fdn@127.0.0.1:PORT/postgres */
     assert_non_null(colon);
-    p->pg_port = (uint16_t)atoi(colon + 1);
-    assert_true(p->pg_port > 0);
+    char *stop = NULL;
+    long port = strtol(colon + 1, &stop, 10);
+    assert_true(stop != colon + 1 && port > 0 && port <= 65535);
+    p->pg_port = (uint16_t)port;
     assert_int_equal(pipe(p->quit), 0);
     p->lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(p->lfd >= 0);
