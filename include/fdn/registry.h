@@ -94,7 +94,8 @@ FDN_API int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t 
 
 /**
  * Destroy a registry and every entry (entries still acquired stay valid until released).
- * Waits for pending deferred frees. NULL accepted.
+ * Waits for pending deferred frees. NULL accepted. In a child of fork(2) it returns even when
+ * a thread of the parent was waiting in fdn_registry_wait at the fork.
  * @param[in] reg the registry
  * @thread_safety owner
  * @since 0.1.0

@@ -19,8 +19,16 @@
  *     while any reader can still see the entry.
  *   - destroy waits for pending callbacks (urcu_bp_barrier) and frees the last table.
  *
- *   - fdn_registry_wait blocks on `wait_cv` under `wait_mu`; a successful register
- *     broadcasts it after releasing `wmu`, so no thread ever holds both locks.
+ *   - fdn_registry_wait sleeps on the futex word `published` (core/sync.h, fdn__word_*),
+ *     which a successful register bumps after publishing its table and releasing `wmu`,
+ *     then wakes the word when `waiters` says someone sleeps on it. A waiter counts itself
+ *     in `waiters`, reads `published`, looks the name up, and sleeps only while `published`
+ *     still holds what it read, so no wake-up is lost (all four accesses seq_cst: a register
+ *     that reads no waiter bumped before the waiter read `published`, and its table is then
+ *     visible to the waiter's lookup). A futex word takes no lock and needs no destroy: a
+ *     child of fork(2) whose parent had a thread waiting can still destroy the registry (a
+ *     pthread condition counts its waiters, and pthread_cond_destroy in the child waited for
+ *     ever for the parent's).
  *
  * Fork: liburcu-bp's registry lock and its call_rcu thread do not survive fork(2) by
  *   themselves (a child's deferred frees never ran and destroy's barrier hung). The first
@@ -75,8 +83,8 @@ typedef struct table {
 struct fdn_registry {
     _Atomic(table_t *) table;
     fdn__mutex_t wmu;
-    fdn__mutex_t wait_mu; /* fdn_registry_wait: taken by writers after wmu is released */
-    pthread_cond_t wait_cv;
+    _Atomic uint32_t published; /* registrations published (fdn_registry_wait's futex word) */
+    _Atomic uint32_t waiters;   /* threads in fdn_registry_wait */
     fdn_clock_t *clock;
     fdn_registry_event_fn on_event;
     void *event_user;
@@ -189,8 +197,8 @@ int fdn_registry_create(fdn_registry_t **out, const fdn_registry_opts_t *opts)
         return FDN_ENOMEM;
     }
     pthread_mutex_init(&reg->wmu, NULL);
-    pthread_mutex_init(&reg->wait_mu, NULL);
-    (void)fdn__cond_init_mono(&reg->wait_cv);
+    atomic_init(&reg->published, 0);
+    atomic_init(&reg->waiters, 0);
     reg->clock = o.clock;
     reg->on_event = o.on_event;
     reg->event_user = o.event_user;
@@ -212,8 +220,6 @@ void fdn_registry_destroy(fdn_registry_t *reg)
         entry_unref(t->slots[i]);
     fdn__free(t);
     pthread_mutex_destroy(&reg->wmu);
-    pthread_cond_destroy(&reg->wait_cv);
-    pthread_mutex_destroy(&reg->wait_mu);
     fdn__free(reg->name);
     fdn__free(reg);
 }
@@ -379,9 +385,9 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
     table_insert(next, e);
     publish(reg, next, NULL, 0);
     fdn__mutex_unlock(&reg->wmu);
-    fdn__mutex_lock(&reg->wait_mu);
-    pthread_cond_broadcast(&reg->wait_cv);
-    fdn__mutex_unlock(&reg->wait_mu);
+    atomic_fetch_add_explicit(&reg->published, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&reg->waiters, memory_order_seq_cst) != 0)
+        fdn__word_wake_all(&reg->published);
 out:
     emit(reg, FDN_REGISTRY_OP_REGISTER, service, rc, 0);
     return rc;
@@ -432,21 +438,26 @@ int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_
 {
     if (reg == NULL || service == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
-    int64_t dl = fdn__deadline_after_ms(timeout_ms);
-    int rc;
-    fdn__mutex_lock(&reg->wait_mu);
-    for (;;) {
-        /* checked under wait_mu: a registration published after this lookup broadcasts
-         * only once we wait, so no wake-up is lost */
-        rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
-        if (rc == 0 || timeout_ms == 0)
-            break;
-        if (fdn__cond_wait_until(&reg->wait_cv, &reg->wait_mu, dl) != 0) {
-            rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
-            break;
+    if (find_handle(reg, service, out))
+        return 0;
+    int rc = FDN_ETIMEDOUT;
+    if (timeout_ms != 0) {
+        int64_t dl = fdn__deadline_after_ms(timeout_ms);
+        atomic_fetch_add_explicit(&reg->waiters, 1, memory_order_seq_cst);
+        for (;;) {
+            /* read before the lookup: a registration the lookup misses changes it */
+            uint32_t seen = atomic_load_explicit(&reg->published, memory_order_seq_cst);
+            if (find_handle(reg, service, out)) {
+                rc = 0;
+                break;
+            }
+            if (fdn__word_wait_until(&reg->published, seen, dl) != 0) {
+                rc = find_handle(reg, service, out) ? 0 : FDN_ETIMEDOUT;
+                break;
+            }
         }
+        atomic_fetch_sub_explicit(&reg->waiters, 1, memory_order_relaxed);
     }
-    fdn__mutex_unlock(&reg->wait_mu);
     if (rc == 0)
         return 0;
     fdn_err_set(err, FDN_ETIMEDOUT, "Service %s not registered in namespace %s within %lld ms",

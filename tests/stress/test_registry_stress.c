@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,10 +153,100 @@ static void concurrent_register_lookup_unregister(void **state)
     fdn_registry_destroy(reg);
 }
 
+#define WAITERS 3
+
+typedef struct waiter {
+    fdn_registry_t *reg;
+    int id;
+    long iters;
+    int handle;
+    char failure[160];
+} waiter_t;
+
+/* Waiter id waits (no limit) for "w<id>_<i>", i = 0, 1, ..., each registered by the registrar
+ * thread once the previous one is gone; it checks the handle and unregisters the name, which
+ * lets the registrar go on. A lost wake-up is a hang (ctest's TIMEOUT). */
+static void *waiter_main(void *p)
+{
+    waiter_t *w = p;
+    for (long i = 0; i < w->iters; i++) {
+        char name[48];
+        snprintf(name, sizeof(name), "w%d_%ld", w->id, i);
+        void *out = NULL;
+        int rc = fdn_registry_wait(w->reg, name, -1, &out, NULL);
+        /* unregistered whatever happened, so the registrar goes on; the first failure kept */
+        int urc = fdn_registry_unregister(w->reg, name);
+        if ((rc != 0 || out != &w->handle || urc != 0) && w->failure[0] == '\0')
+            snprintf(w->failure, sizeof(w->failure), "wait %s: %d (handle %s), unregister: %d",
+                     name, rc, out == &w->handle ? "right" : "wrong", urc);
+    }
+    return NULL;
+}
+
+typedef struct registrar {
+    fdn_registry_t *reg;
+    waiter_t *w;
+    long iters;
+    char failure[160];
+} registrar_t;
+
+static void *registrar_main(void *p)
+{
+    registrar_t *r = p;
+    for (long i = 0; i < r->iters; i++) {
+        for (int k = 0; k < WAITERS; k++) {
+            char name[48];
+            snprintf(name, sizeof(name), "w%d_%ld", k, i);
+            int rc = fdn_registry_register(r->reg, name, &r->w[k].handle, 0, NULL, 0, NULL);
+            CHECK(r, rc == 0, "register %s: %d", name, rc);
+        }
+        /* the next round once each waiter took its name and unregistered it (a waiter
+         * that never wakes is a hang, caught by ctest's TIMEOUT) */
+        for (int k = 0; k < WAITERS; k++) {
+            char name[48];
+            snprintf(name, sizeof(name), "w%d_%ld", k, i);
+            while (fdn_registry_lookup(r->reg, name, NULL, NULL) == 0)
+                sched_yield();
+        }
+    }
+    return NULL;
+}
+
+/* fdn_registry_wait against registrations made meanwhile: every waiter is woken for its name,
+ * whether it went to sleep before the registration or found it at once. */
+static void waiters_see_every_registration(void **state)
+{
+    (void)state;
+    long iters = test_stress_iters(1000, 0);
+    fdn_registry_t *reg = NULL;
+    assert_int_equal(fdn_registry_create(&reg, NULL), 0);
+    waiter_t w[WAITERS];
+    memset(w, 0, sizeof(w));
+    registrar_t r = {.reg = reg, .w = w, .iters = iters};
+    test_threads_t threads;
+    test_threads_init(&threads, 0);
+    for (int k = 0; k < WAITERS; k++) {
+        w[k].reg = reg;
+        w[k].id = k;
+        w[k].iters = iters;
+        test_threads_start(&threads, waiter_main, &w[k]);
+    }
+    test_threads_start(&threads, registrar_main, &r);
+    test_threads_join(&threads);
+    for (int k = 0; k < WAITERS; k++)
+        if (w[k].failure[0] != '\0')
+            fail_msg("waiter %d: %s", k, w[k].failure);
+    if (r.failure[0] != '\0')
+        fail_msg("registrar: %s", r.failure);
+    assert_int_equal(fdn_registry_count(reg), 0);
+    fdn_registry_destroy(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(concurrent_register_lookup_unregister),
+        cmocka_unit_test(waiters_see_every_registration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
