@@ -272,8 +272,9 @@ FDN_API size_t fdn_registry_count(fdn_registry_t *reg);
 /**
  * List the registered service names, sorted, from one consistent snapshot.
  * @param[out] out_names  array of *out_count strings in ONE allocation (free the array with
- *                        fdn_free; do not free the strings); NULL when the count is 0
- * @param[out] out_count  number of names
+ *                        fdn_free; do not free the strings); NULL when the count is 0 and on
+ *                        error
+ * @param[out] out_count  number of names (0 on error)
  * @param[in] reg the registry
  * @return 0, FDN_EINVAL, FDN_ENOMEM
  * @thread_safety any  @ownership caller frees *out_names with fdn_free

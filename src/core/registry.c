@@ -504,6 +504,8 @@ int fdn_registry_meta_get(fdn_registry_t *reg, const char *service, const char *
 int fdn_registry_acquire(fdn_registry_t *reg, const char *service, fdn_registry_entry_t **out,
                          fdn_error_t *err)
 {
+    if (out != NULL)
+        *out = NULL;
     if (reg == NULL || service == NULL || out == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry, service or out is NULL");
     uint64_t h = fdn__hash_str(service);
@@ -652,10 +654,12 @@ static const char *slot_name_at(const void *table, size_t i)
 
 int fdn_registry_list(fdn_registry_t *reg, char ***out_names, size_t *out_count)
 {
+    if (out_names != NULL)
+        *out_names = NULL;
+    if (out_count != NULL)
+        *out_count = 0;
     if (reg == NULL || out_names == NULL || out_count == NULL)
         return FDN_EINVAL;
-    *out_names = NULL;
-    *out_count = 0;
     char **names = NULL;
     size_t n = 0;
     fdn__rcu_read_begin();

@@ -108,6 +108,37 @@ static void bad_input_rejected(void **state)
     fdn_registry_destroy(r);
 }
 
+/* Bad arguments clear the outputs the header says are NULL on error, so a caller's cleanup
+ * (fdn_registry_entry_release, fdn_free) never sees a stale pointer. */
+static void bad_input_clears_outputs(void **state)
+{
+    (void)state;
+    fdn_registry_t *r = make("x");
+    fdn_registry_entry_t *stale = (fdn_registry_entry_t *)(void *)&h1;
+    fdn_registry_entry_t *en = stale;
+    assert_int_equal(fdn_registry_acquire(NULL, "svc", &en, NULL), FDN_EINVAL);
+    assert_null(en);
+    en = stale;
+    assert_int_equal(fdn_registry_acquire(r, NULL, &en, NULL), FDN_EINVAL);
+    assert_null(en);
+    fdn_registry_entry_release(en);
+    assert_int_equal(fdn_registry_acquire(r, "svc", NULL, NULL), FDN_EINVAL);
+    char *stale_names[1] = {NULL};
+    char **names = stale_names;
+    size_t n = 7;
+    assert_int_equal(fdn_registry_list(NULL, &names, &n), FDN_EINVAL);
+    assert_null(names);
+    assert_int_equal(n, 0);
+    fdn_free(names);
+    names = stale_names;
+    assert_int_equal(fdn_registry_list(r, &names, NULL), FDN_EINVAL);
+    assert_null(names);
+    n = 7;
+    assert_int_equal(fdn_registry_list(r, NULL, &n), FDN_EINVAL);
+    assert_int_equal(n, 0);
+    fdn_registry_destroy(r);
+}
+
 static void miss_error_fields(void **state)
 {
     (void)state;
@@ -395,6 +426,7 @@ int main(void)
         cmocka_unit_test(register_lookup_same_handle),
         cmocka_unit_test(duplicate_rules),
         cmocka_unit_test(bad_input_rejected),
+        cmocka_unit_test(bad_input_clears_outputs),
         cmocka_unit_test(miss_error_fields),
         cmocka_unit_test(unregister_semantics),
         cmocka_unit_test(list_and_count_exact),
