@@ -334,8 +334,13 @@ int fdn_registry_register(fdn_registry_t *reg, const char *service, void *handle
         rc = fdn_err_set(err, FDN_EINVAL, "handle for service %s is NULL", service);
         goto out;
     }
-    if (nmeta > FDN_REGISTRY_META_MAX || (nmeta > 0 && meta == NULL)) {
-        rc = fdn_err_set(err, FDN_EINVAL, "at most %d metadata pairs", FDN_REGISTRY_META_MAX);
+    if (nmeta > FDN_REGISTRY_META_MAX) {
+        rc = fdn_err_set(err, FDN_EINVAL, "at most %d metadata pairs, not %zu",
+                         FDN_REGISTRY_META_MAX, nmeta);
+        goto out;
+    }
+    if (nmeta > 0 && meta == NULL) {
+        rc = fdn_err_set(err, FDN_EINVAL, "metadata is NULL but nmeta is %zu", nmeta);
         goto out;
     }
     for (size_t i = 0; i < nmeta; i++) {

@@ -93,14 +93,18 @@ static void bad_input_rejected(void **state)
     assert_int_equal(fdn_registry_register(r, longname, &h1, 0, NULL, 0, NULL), FDN_EINVAL);
     longname[FDN_REGISTRY_NAME_MAX] = '\0';
     assert_int_equal(fdn_registry_register(r, longname, &h1, 0, NULL, 0, NULL), 0);
-    assert_int_equal(fdn_registry_register(r, "m", &h1, 0, NULL, 1, NULL), FDN_EINVAL);
+    e = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_registry_register(r, "m", &h1, 0, NULL, 1, &e), FDN_EINVAL);
+    assert_non_null(strstr(e.message, "metadata is NULL")); /* the message names the fault */
     fdn_registry_meta_t bad[1] = {{NULL, "v"}};
     assert_int_equal(fdn_registry_register(r, "m", &h1, 0, bad, 1, NULL), FDN_EINVAL);
     fdn_registry_meta_t many[FDN_REGISTRY_META_MAX + 1];
     for (size_t i = 0; i < sizeof(many) / sizeof(many[0]); i++)
         many[i] = (fdn_registry_meta_t){"k", "v"};
-    assert_int_equal(fdn_registry_register(r, "m", &h1, 0, many, FDN_REGISTRY_META_MAX + 1, NULL),
+    e = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_registry_register(r, "m", &h1, 0, many, FDN_REGISTRY_META_MAX + 1, &e),
                      FDN_EINVAL);
+    assert_non_null(strstr(e.message, "at most 32 metadata pairs"));
     assert_int_equal(fdn_registry_count(r), 1);
     assert_int_equal(fdn_registry_register(NULL, "m", &h1, 0, NULL, 0, NULL), FDN_EINVAL);
     assert_int_equal(fdn_registry_lookup(NULL, "m", NULL, NULL), FDN_EINVAL);
