@@ -162,7 +162,8 @@ FDN_API int fdn_registry_lookup(fdn_registry_t *reg, const char *service, void *
  *                         limit
  * @param[out] out         receives the handle (may be NULL)
  * @param[out] err         optional: on timeout FDN_ETIMEDOUT with context namespace, service
- * @return 0, FDN_ETIMEDOUT, FDN_EINVAL
+ * @return 0, FDN_ETIMEDOUT, FDN_EINVAL (NULL registry; NULL, empty or too long name, which no
+ *         registration can have)
  * @thread_safety any (the registry must not be destroyed while a wait is in progress)
  * @since 0.1.0
  */

@@ -443,6 +443,9 @@ int fdn_registry_wait(fdn_registry_t *reg, const char *service, int64_t timeout_
 {
     if (reg == NULL || service == NULL)
         return fdn_err_set(err, FDN_EINVAL, "registry or service is NULL");
+    if (!name_ok(service)) /* no registration can have it: waiting would never end */
+        return fdn_err_set(err, FDN_EINVAL, "service name must be 1..%d bytes",
+                           FDN_REGISTRY_NAME_MAX);
     if (find_handle(reg, service, out))
         return 0;
     int rc = FDN_ETIMEDOUT;

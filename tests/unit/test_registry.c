@@ -354,6 +354,17 @@ static void wait_for_service(void **state)
     assert_non_null(strstr(e.context, "service=never"));
     assert_int_equal(fdn_registry_wait(r, "never", 20, NULL, NULL), FDN_ETIMEDOUT);
     assert_int_equal(fdn_registry_wait(NULL, "x", 0, NULL, NULL), FDN_EINVAL);
+    /* a name no registration can have is refused at once, not waited for (for ever with -1) */
+    char longname[FDN_REGISTRY_NAME_MAX + 2];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    e = (fdn_error_t)FDN_ERROR_INIT;
+    assert_int_equal(fdn_registry_wait(r, "", 0, NULL, &e), FDN_EINVAL);
+    assert_int_equal(e.code, FDN_EINVAL);
+    assert_int_equal(fdn_registry_wait(r, longname, 0, NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_registry_wait(r, "", -1, NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_registry_wait(r, longname, -1, NULL, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_registry_wait(r, NULL, -1, NULL, NULL), FDN_EINVAL);
     /* registered by another thread while we wait without a limit */
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, late_register, r), 0);
