@@ -624,6 +624,9 @@ typedef int (*fdn_errctx_fn)(void *arg);
  * called once (the hook of this call if set via fdn_errctx_run_hooked, else the context's,
  * else the process-wide one) with that error, even when err is NULL.
  * On success err is untouched. When the stack is full fn still runs, without a new context.
+ * Contexts fn left pushed are popped on return (on failure before err is filled, so err and
+ * the hook describe the run's context, not the leaked ones); when fn popped the run's context
+ * itself (a pop too many), err gets the context that is current after fn, as without one.
  * @param[in] module module name (NULL: "")
  * @param[in] function function name (NULL: "")
  * @param[in] fn the function

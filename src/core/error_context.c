@@ -522,6 +522,13 @@ static FDN_COLD_NOINLINE int run_failed(int rc, size_t depth0, bool pushed, fdn_
                                         int saved_code, int64_t saved_ts, fdn_errctx_hook_fn hook,
                                         void *hook_user)
 {
+    /* The error describes the run's own context. Contexts fn left pushed (a missing pop) are
+     * dropped first, so the fill below does not take their correlation id and crumbs; a frame
+     * fn popped itself (a pop too many) is not read at all: its slot may since hold a frame
+     * of a nested run whose names lived on fn's stack. */
+    if (t_st.depth <= depth0)
+        pushed = false;
+    fdn__errctx_truncate(pushed ? depth0 + 1 : depth0);
     frame_t *f = pushed ? &t_st.stack[depth0] : NULL;
     fdn_error_t local;
     fdn_error_t *e = err ? err : &local;

@@ -723,6 +723,82 @@ static void run_passes_values_and_fills_only_on_failure(void **state)
     assert_int_equal(fdn_errctx_run("Mod", "z", NULL, NULL, &e), FDN_EINVAL);
 }
 
+/* A function that pushes a root context of another operation and fails without popping it:
+ * the run's error carries the run's correlation id and crumbs, not the leaked context's. */
+#define OTHER_CORR "00000000-0000-4000-8000-000000000000"
+static int leaks_root_fn(void *p)
+{
+    (void)p;
+    (void)fdn_errctx_push_root("Other", "op", OTHER_CORR);
+    (void)fdn_errctx_push("Other", "deeper");
+    return FDN_EIO;
+}
+
+static void run_failure_reports_its_own_context_when_fn_leaks(void **state)
+{
+    (void)state;
+    assert_int_equal(fdn_errctx_push("Outer", "op"), 0);
+    char corr[37];
+    assert_int_equal(fdn_errctx_correlation_id(corr), 0);
+    for (int with_err = 0; with_err < 2; with_err++) {
+        fdn_error_t e = FDN_ERROR_INIT;
+        hook_rec_t mine = {0};
+        assert_int_equal(fdn_errctx_run_hooked("Mod", "leaky", leaks_root_fn, NULL,
+                                               with_err ? &e : NULL, record_hook, &mine),
+                         FDN_EIO);
+        assert_int_equal(fdn_errctx_depth(), 1);
+        assert_int_equal(mine.calls, 1);
+        assert_string_equal(mine.corr, corr); /* what the hook saw */
+        if (with_err) {
+            assert_string_equal(e.correlation_id, corr);
+            assert_null(strstr(e.breadcrumbs, "Other."));
+            assert_non_null(strstr(e.breadcrumbs, "Outer.op ("));
+            assert_non_null(strstr(e.breadcrumbs, " -> Mod.leaky ("));
+            assert_non_null(strstr(e.context, "module=Mod function=leaky operation_id="));
+        }
+    }
+    fdn_errctx_pop();
+}
+
+/* A function that pops one context too many (the run's own) and then runs a step whose name
+ * lives on its own stack: the run must not read its popped frame (whose slot now holds the
+ * step's names, dead once fn returned); the error gets the caller's context. */
+static int step_ok(void *p)
+{
+    (void)p;
+    return 0;
+}
+
+static int overpops_fn(void *p)
+{
+    (void)p;
+    fdn_errctx_pop();
+    char name[16];
+    snprintf(name, sizeof(name), "Step%d", 1);
+    (void)fdn_errctx_run(name, name, step_ok, NULL, NULL);
+    return FDN_EIO;
+}
+
+static void run_failure_after_fn_popped_its_context(void **state)
+{
+    (void)state;
+    assert_int_equal(fdn_errctx_push("Outer", "op"), 0);
+    char corr[37];
+    assert_int_equal(fdn_errctx_correlation_id(corr), 0);
+    fdn_error_t e = FDN_ERROR_INIT;
+    hook_rec_t mine = {0};
+    assert_int_equal(
+        fdn_errctx_run_hooked("Mod", "overpop", overpops_fn, NULL, &e, record_hook, &mine),
+        FDN_EIO);
+    assert_int_equal(fdn_errctx_depth(), 1); /* the caller's context is still there */
+    assert_int_equal(mine.calls, 1);
+    assert_int_equal(e.code, FDN_EIO);
+    assert_null(strstr(e.context, "Step"));
+    assert_null(strstr(e.breadcrumbs, "Step"));
+    assert_string_equal(e.correlation_id, corr);
+    fdn_errctx_pop();
+}
+
 /* fdn_errctx_run makes its frame only when read: what the run's function reads is what an
  * eager push would have given (names, crumbs, a correlation id that stays put, the parent's
  * metadata), at every depth of nested runs. */
@@ -1005,6 +1081,8 @@ int main(void)
         cmocka_unit_test_teardown(context_travels_into_task, clear_ctx),
         cmocka_unit_test_teardown(run_restores_outer_context_when_fn_leaks, clear_ctx),
         cmocka_unit_test_teardown(lazy_frames_read_as_eager_ones, clear_ctx),
+        cmocka_unit_test_teardown(run_failure_reports_its_own_context_when_fn_leaks, clear_ctx),
+        cmocka_unit_test_teardown(run_failure_after_fn_popped_its_context, clear_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
