@@ -334,6 +334,8 @@ typedef struct fdn_error {
  * Fill `err` for `code` with its taxonomy row, a printf-formatted message (the default
  * message when fmt is NULL), the wall-clock timestamp, and the correlation id and
  * breadcrumbs of the calling thread's current error context, if any. The context text is
+ * cleared. The format's arguments may point into err itself (wrapping its old message:
+ * `fdn_err_set(err, code, "loading: %s", err->message)`): they are read before err is
  * cleared. Accepts err == NULL (then only returns code).
  * @return code, so callers can write `return fdn_err_set(err, rc, "...")`.
  * @thread_safety any

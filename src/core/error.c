@@ -176,6 +176,19 @@ int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap)
         return code;
     const fdn_err_info_t *info = fdn_err_info(code);
     int saved_errno = errno;
+    /* the message first: its arguments may point into err (its old message or context, the
+     * wrapping idiom), which the memset below clears */
+    char tmp[FDN_ERR_MSG_MAX * 2];
+    const char *msg = info->message;
+    size_t len = strlen(msg);
+    if (fmt != NULL) {
+        int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+        if (n < 0)
+            n = 0;
+        len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
+        tmp[len] = '\0';
+        msg = tmp;
+    }
     memset(err, 0, sizeof(*err));
     err->code = code;
     err->ref_code = info->ref_code;
@@ -186,16 +199,7 @@ int fdn_err_setv(fdn_error_t *err, int code, const char *fmt, va_list ap)
     err->retry = info->retry;
     err->sys_errno = (code < 0 && code > -1000) ? -code : 0;
     err->timestamp_ns = wall_now_ns();
-    if (fmt == NULL) {
-        copy_cut(err->message, sizeof(err->message), info->message, strlen(info->message));
-    } else {
-        char tmp[FDN_ERR_MSG_MAX * 2];
-        int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-        if (n < 0)
-            n = 0;
-        size_t len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
-        copy_cut(err->message, sizeof(err->message), tmp, len);
-    }
+    copy_cut(err->message, sizeof(err->message), msg, len);
     fdn__errctx_fill(err);
     errno = saved_errno;
     return code;

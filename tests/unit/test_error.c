@@ -293,6 +293,27 @@ static void message_cut_at_utf8_boundary(void **state)
     assert_true(valid_utf8(e.context));
 }
 
+/* The wrapping idiom: the new message may quote the error's own old message or context (the
+ * reference's wrap_error keeps the wrapped text). */
+static void set_may_quote_the_errors_own_text(void **state)
+{
+    (void)state;
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_err_set(&e, FDN_ENOENT, "no such file: %s", "a.json");
+    fdn_err_add_context(&e, "path", "%s", "a.json");
+    assert_int_equal(
+        fdn_err_set(&e, FDN_ECONFIG_NOT_FOUND, "loading config: %s (%s)", e.message, e.context),
+        FDN_ECONFIG_NOT_FOUND);
+    assert_string_equal(e.message, "loading config: no such file: a.json (path=a.json)");
+    assert_string_equal(e.context, ""); /* cleared, as documented */
+    assert_int_equal(e.ref_code, 1301);
+    /* a message that quotes itself past the field is cut as any other */
+    for (int i = 0; i < 20; i++)
+        fdn_err_set(&e, FDN_EIO, "%s; %s", e.message, e.message);
+    assert_true(strlen(e.message) < FDN_ERR_MSG_MAX);
+    assert_true(strncmp(e.message, "loading config: no such file", 28) == 0);
+}
+
 static void uuid4_format_unique_unsorted(void **state)
 {
     (void)state;
@@ -1064,6 +1085,7 @@ int main(void)
         cmocka_unit_test_teardown(json_parses_with_every_field, clear_ctx),
         cmocka_unit_test_teardown(json_replaces_invalid_utf8, clear_ctx),
         cmocka_unit_test_teardown(message_cut_at_utf8_boundary, clear_ctx),
+        cmocka_unit_test_teardown(set_may_quote_the_errors_own_text, clear_ctx),
         cmocka_unit_test_teardown(uuid4_format_unique_unsorted, clear_ctx),
         cmocka_unit_test_teardown(recovery_actions_by_type, clear_ctx),
         cmocka_unit_test_teardown(no_context_by_default, clear_ctx),
