@@ -558,10 +558,12 @@ FDN_API size_t fdn_errctx_format_breadcrumbs(char *buf, size_t cap);
 /**
  * Set key=value (value printf-formatted) in the current context's metadata. An existing
  * key is overwritten (new value wins).
- * @param[in] key the metadata key
+ * @param[in] key the metadata key: a plain word (no space, control byte, '=' or '"'), since it
+ *                becomes a key of an error's context text (fdn_errctx_enhance)
  * @param[in] fmt printf format of the value (NULL: empty)
  * @return 0; FDN_ENOENT without a current context; FDN_ENOSPC when FDN_ERRCTX_META_MAX
- *         distinct keys are already set (nothing changed); FDN_EINVAL for a NULL/empty key.
+ *         distinct keys are already set (nothing changed); FDN_EINVAL for a NULL or empty key
+ *         or one that is not a plain word (nothing changed).
  * @thread_safety any (calling thread)  @since 0.1.0
  */
 FDN_API int fdn_errctx_set_metadata(const char *key, const char *fmt, ...) FDN_PRINTF(2, 3);

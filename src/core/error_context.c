@@ -409,9 +409,21 @@ static meta_t *meta_find(frame_t *f, const char *key)
     return NULL;
 }
 
-int fdn_errctx_set_metadata(const char *key, const char *fmt, ...)
+/* A metadata key becomes a key of an error's logfmt context text (enhance), where keys are
+ * not quoted: one with a space, a control byte, '=' or '"' would forge other keys there. */
+static bool plain_key(const char *key)
 {
     if (key == NULL || key[0] == '\0')
+        return false;
+    for (const unsigned char *c = (const unsigned char *)key; *c != '\0'; c++)
+        if (*c <= ' ' || *c == 0x7F || *c == '=' || *c == '"')
+            return false;
+    return true;
+}
+
+int fdn_errctx_set_metadata(const char *key, const char *fmt, ...)
+{
+    if (!plain_key(key))
         return FDN_EINVAL;
     frame_t *f = top();
     if (f == NULL)

@@ -467,6 +467,28 @@ static void metadata_bounded(void **state)
     fdn_errctx_pop();
 }
 
+/* Metadata keys become keys of an error's context text (fdn_errctx_enhance): a key that is not
+ * a plain word (a space, '=', '"', a control byte) could forge other keys there, so it is
+ * refused and nothing changes. */
+static void metadata_key_must_be_a_plain_word(void **state)
+{
+    (void)state;
+    assert_int_equal(fdn_errctx_push("M", "f"), 0);
+    static const char *const bad[] = {
+        "x path", "path=/etc/shadow", "a\"b", "a\nb", "a\tb", "a\x7f", " lead", "trail "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(fdn_errctx_set_metadata(bad[i], "%s", "v"), FDN_EINVAL);
+    assert_int_equal(fdn_errctx_metadata_count(), 0);
+    assert_int_equal(fdn_errctx_set_metadata("tenant.id", "%s", "a b"), 0);
+    assert_int_equal(fdn_errctx_set_metadata("caf\xc3\xa9-k_2", "%s", "v"), 0);
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_err_set(&e, FDN_EIO, NULL);
+    assert_int_equal(fdn_errctx_enhance(&e), 0);
+    assert_non_null(strstr(e.context, " tenant.id=\"a b\" caf\xc3\xa9-k_2=v"));
+    assert_null(strstr(e.context, "path"));
+    fdn_errctx_pop();
+}
+
 static void depth_bounded(void **state)
 {
     (void)state;
@@ -1091,6 +1113,7 @@ int main(void)
         cmocka_unit_test_teardown(no_context_by_default, clear_ctx),
         cmocka_unit_test_teardown(nesting_restores_outer, clear_ctx),
         cmocka_unit_test_teardown(metadata_bounded, clear_ctx),
+        cmocka_unit_test_teardown(metadata_key_must_be_a_plain_word, clear_ctx),
         cmocka_unit_test_teardown(depth_bounded, clear_ctx),
         cmocka_unit_test_teardown(breadcrumbs_bounded_and_formatted, clear_ctx),
         cmocka_unit_test_teardown(long_names_cut_at_utf8_boundary, clear_ctx),
