@@ -413,14 +413,16 @@ FDN_API int fdn_uuid4(char out[FDN_UUID_STR_LEN + 1]);
  * strings are stored in `out`. config_not_found, invalid_config_value, service_unavailable,
  * resource_exhausted, network_error, timeout and data_corruption have their own lists; every
  * other type gets "Check logs for details", "Review error context", "Contact support if
- * needed". When `operation` is not NULL, "Review <operation> implementation" is appended
- * (written into `opbuf`, which must stay alive as long as `out` is used).
+ * needed". When `operation` and `opbuf` are both given (opcap > 0), "Review <operation>
+ * implementation" is appended (written into `opbuf`, cut at a character boundary when it does
+ * not fit; opbuf must stay alive as long as `out` is used); without opbuf it is neither stored
+ * nor counted, so every action counted is stored when the count is at most cap.
  * @param[in]  code      an FDN_E* code
  * @param[in]  operation the context's `operation` value, or NULL
  * @param[out] out       array receiving static strings (and opbuf for the last one)
  * @param[in]  cap       capacity of out
- * @param[out] opbuf     buffer for the "Review X implementation" text (may be NULL when
- *                       operation is NULL)
+ * @param[out] opbuf     buffer for the "Review X implementation" text, or NULL (then that
+ *                       action is left out)
  * @param[in]  opcap     capacity of opbuf
  * @return the number of actions available (may exceed cap; only cap are stored).
  * @thread_safety any

@@ -13,6 +13,10 @@ void fdn__errctx_fill(fdn_error_t *err);
  * it so a task that forgot to pop cannot leak contexts into the next task). */
 void fdn__errctx_truncate(size_t depth);
 
+/* Length of the longest prefix of buf[0..len) that does not end inside a multi-byte UTF-8
+ * character (for text cut to fit a buffer). */
+size_t fdn__utf8_whole(const char *buf, size_t len);
+
 /* Set the version and variant bits of 16 random bytes and write them as a UUIDv4 string. */
 void fdn__uuid4_format(unsigned char b[16], char out[FDN_UUID_STR_LEN + 1]);
 

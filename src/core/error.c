@@ -163,6 +163,18 @@ static void copy_cut(char *dst, size_t cap, const char *src, size_t len)
         dst[keep] = '\0';
 }
 
+size_t fdn__utf8_whole(const char *buf, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return len;
+    unsigned char lead = (unsigned char)buf[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : 4;
+    return (i - 1) + need <= len ? len : i - 1;
+}
+
 static int64_t wall_now_ns(void)
 {
     struct timespec ts;
@@ -427,9 +439,13 @@ size_t fdn_err_recovery_actions(int code, const char *operation, const char **ou
     for (; list[n] != NULL; n++)
         if (out != NULL && n < cap)
             out[n] = list[n];
-    if (operation != NULL) {
-        if (out != NULL && n < cap && opbuf != NULL && opcap > 0) {
-            snprintf(opbuf, opcap, "Review %s implementation", operation);
+    /* the operation's action only with a buffer for its text: every action counted is one
+     * the caller can read from out (when the count fits cap) */
+    if (operation != NULL && opbuf != NULL && opcap > 0) {
+        if (out != NULL && n < cap) {
+            int len = snprintf(opbuf, opcap, "Review %s implementation", operation);
+            if (len >= 0 && (size_t)len >= opcap) /* cut: not inside a character */
+                opbuf[fdn__utf8_whole(opbuf, opcap - 1)] = '\0';
             out[n] = opbuf;
         }
         n++;

@@ -357,20 +357,6 @@ uint64_t fdn_errctx_breadcrumbs_dropped(void)
     return f ? f->crumbs_dropped : 0;
 }
 
-/* Length of the longest prefix of buf[0..len) that does not end inside a multi-byte
- * UTF-8 character. */
-static size_t utf8_whole(const char *buf, size_t len)
-{
-    size_t i = len;
-    while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0)
-        return len;
-    unsigned char lead = (unsigned char)buf[i - 1];
-    size_t need = lead < 0x80 ? 1 : (lead >> 5) == 6 ? 2 : (lead >> 4) == 14 ? 3 : 4;
-    return (i - 1) + need <= len ? len : i - 1;
-}
-
 static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
 {
     fdn__tw_t w = FDN__TW_INIT(buf, cap);
@@ -390,7 +376,7 @@ static size_t format_crumbs(const frame_t *f, char *buf, size_t cap)
     if (cap > 0) {
         size_t end = w.len < cap ? w.len : cap - 1;
         if (w.len >= cap)
-            end = utf8_whole(buf, end);
+            end = fdn__utf8_whole(buf, end);
         buf[end] = '\0';
     }
     return w.len;

@@ -379,6 +379,32 @@ static void recovery_actions_by_type(void **state)
     assert_string_equal(m, "foundation.errors.config.runtime");
 }
 
+/* Every action counted is stored: an operation without opbuf to write its text into adds no
+ * action (the caller reads out[0..n) when n <= cap), and a cut operation text stays UTF-8. */
+static void recovery_actions_all_stored(void **state)
+{
+    (void)state;
+    const char *a[8];
+    for (size_t i = 0; i < 8; i++)
+        a[i] = NULL;
+    size_t n = fdn_err_recovery_actions(FDN_EPARSE, "user_registration", a, 8, NULL, 0);
+    assert_int_equal(n, 3);
+    for (size_t k = 0; k < n; k++)
+        assert_non_null(a[k]);
+    char op[4];
+    n = fdn_err_recovery_actions(FDN_EPARSE, "user_registration", a, 8, op, 0);
+    assert_int_equal(n, 3);
+    /* a count query with opbuf counts it, as the filling call then stores it */
+    char big[64];
+    assert_int_equal(fdn_err_recovery_actions(FDN_EPARSE, "x", NULL, 0, big, sizeof(big)), 4);
+    /* "Review " + "\xc3\xa9\xc3\xa9" cut in 9 bytes: no half character */
+    char small[9];
+    n = fdn_err_recovery_actions(FDN_EPARSE, "\xc3\xa9\xc3\xa9", a, 8, small, sizeof(small));
+    assert_int_equal(n, 4);
+    assert_ptr_equal(a[3], small);
+    assert_true(valid_utf8(small));
+}
+
 /* ---------------------------------------------------------------- context */
 
 static void no_context_by_default(void **state)
@@ -1110,6 +1136,7 @@ int main(void)
         cmocka_unit_test_teardown(set_may_quote_the_errors_own_text, clear_ctx),
         cmocka_unit_test_teardown(uuid4_format_unique_unsorted, clear_ctx),
         cmocka_unit_test_teardown(recovery_actions_by_type, clear_ctx),
+        cmocka_unit_test_teardown(recovery_actions_all_stored, clear_ctx),
         cmocka_unit_test_teardown(no_context_by_default, clear_ctx),
         cmocka_unit_test_teardown(nesting_restores_outer, clear_ctx),
         cmocka_unit_test_teardown(metadata_bounded, clear_ctx),
