@@ -646,7 +646,10 @@ FDN_API int fdn_errctx_run(const char *module, const char *function, fdn_errctx_
 
 /**
  * fdn_errctx_run with a per-call error hook (NULL falls back as in fdn_errctx_run). The
- * hook also becomes the context hook of the pushed context while fn runs.
+ * hook also becomes the context hook of the pushed context while fn runs (contexts and runs
+ * nested in fn use it), but not of captures made in fn (so not of tasks submitted from fn),
+ * which may be adopted after the call returned: they carry the hook the context had without
+ * the call's. `hook_user` need only stay valid during the call.
  * @param[in] module module name (NULL: "")
  * @param[in] function function name (NULL: "")
  * @param[in] fn the function
@@ -666,9 +669,12 @@ typedef struct fdn_errctx_capture fdn_errctx_capture_t;
 
 /**
  * Copy the calling thread's current context (ids, metadata, breadcrumbs, hook, start time)
- * into a new capture object (the reference's spawn_with_context, first half).
+ * into a new capture object (the reference's spawn_with_context, first half). The hook is the
+ * context's own (fdn_errctx_set_context_hook, inherited), never the per-call hook of an
+ * fdn_errctx_run_hooked in progress.
  * @param[out] out  the capture, freed with fdn_errctx_capture_free; NULL on error
- * @return 0; FDN_ENOENT when there is no current context; FDN_ENOMEM.
+ * @return 0; FDN_ENOENT when there is no current context; FDN_ENOMEM; FDN_EINVAL when out is
+ *         NULL.
  * @thread_safety any  @ownership caller frees *out  @since 0.1.0
  */
 FDN_API int fdn_errctx_capture(fdn_errctx_capture_t **out);

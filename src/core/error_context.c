@@ -63,6 +63,12 @@ typedef struct frame {
     const char *lazy_function;
     fdn_errctx_hook_fn hook;
     void *hook_user;
+    /* hook is the per-call hook of an fdn_errctx_run_hooked in progress (here or in a parent
+     * frame): it holds only while that call runs, so a capture takes base_hook instead (the
+     * hook the context had without the call's) */
+    bool hook_scoped;
+    fdn_errctx_hook_fn base_hook;
+    void *base_user;
     uint64_t crumbs_dropped;
     uint32_t crumb_head;
     uint32_t crumb_count;
@@ -185,6 +191,9 @@ static void copy_frame(frame_t *dst, const frame_t *src)
     dst->start_ns = src->start_ns;
     dst->hook = src->hook;
     dst->hook_user = src->hook_user;
+    dst->hook_scoped = src->hook_scoped;
+    dst->base_hook = src->base_hook;
+    dst->base_user = src->base_user;
     dst->crumbs_dropped = src->crumbs_dropped;
     dst->crumb_head = 0;
     dst->crumb_count = src->crumb_count;
@@ -213,6 +222,9 @@ static int push_impl(const char *module, const char *function, bool root, const 
     } else {
         f->hook = parent ? parent->hook : NULL;
         f->hook_user = parent ? parent->hook_user : NULL;
+        f->hook_scoped = parent ? parent->hook_scoped : false;
+        f->base_hook = parent ? parent->base_hook : NULL;
+        f->base_user = parent ? parent->base_user : NULL;
         f->crumbs_dropped = 0;
         f->crumb_head = 0;
         f->crumb_count = 0;
@@ -251,6 +263,7 @@ static void materialize(tstate_t *t, uint32_t i)
     } else {
         f->hook = NULL;
         f->hook_user = NULL;
+        f->hook_scoped = false;
         f->crumbs_dropped = 0;
         f->crumb_head = 0;
         f->crumb_count = 0;
@@ -465,6 +478,7 @@ int fdn_errctx_set_context_hook(fdn_errctx_hook_fn fn, void *user)
         return FDN_ENOENT;
     f->hook = fn;
     f->hook_user = user;
+    f->hook_scoped = false; /* the context's own: captures carry it */
     return 0;
 }
 
@@ -574,8 +588,13 @@ static inline int run_impl(const char *module, const char *function, fdn_errctx_
     if (pushed && hook != NULL) {
         frame_t *f = &t_st.stack[depth0];
         materialize(&t_st, (uint32_t)depth0); /* the hook goes over what it inherits */
+        if (!f->hook_scoped) {
+            f->base_hook = f->hook;
+            f->base_user = f->hook_user;
+        }
         f->hook = hook;
         f->hook_user = hook_user;
+        f->hook_scoped = true;
     }
     int saved_code = err ? err->code : 0;
     int64_t saved_ts = err ? err->timestamp_ns : 0;
@@ -610,6 +629,11 @@ int fdn_errctx_capture(fdn_errctx_capture_t **out)
     if (c == NULL)
         return FDN_ENOMEM;
     copy_frame(&c->frame, cur);
+    if (c->frame.hook_scoped) { /* the call's hook (and its user) may be gone when adopted */
+        c->frame.hook = c->frame.base_hook;
+        c->frame.hook_user = c->frame.base_user;
+        c->frame.hook_scoped = false;
+    }
     *out = c;
     return 0;
 }

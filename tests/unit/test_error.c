@@ -868,6 +868,54 @@ static void run_failure_after_fn_popped_its_context(void **state)
     fdn_errctx_pop();
 }
 
+/* The per-call hook of fdn_errctx_run_hooked is the hook "while fn runs": its user may live
+ * on the caller's stack. A capture made inside fn (a task submitted from fn) may be adopted
+ * after the call returned, so it carries the hook the context had without the call's. */
+static void count_hook(const fdn_error_t *err, void *user)
+{
+    (void)err;
+    (*(int *)user)++;
+}
+
+static int capture_fn(void *p)
+{
+    return fdn_errctx_capture((fdn_errctx_capture_t **)p);
+}
+
+static int capture_in_child_fn(void *p)
+{
+    return fdn_errctx_run("Mod", "child", capture_fn, p, NULL);
+}
+
+static void __attribute__((noinline))
+run_with_local_hook(fdn_errctx_fn fn, fdn_errctx_capture_t **cap)
+{
+    int calls = 0; /* dead once this returns */
+    assert_int_equal(fdn_errctx_run_hooked("Mod", "submit", fn, cap, NULL, count_hook, &calls), 0);
+    assert_int_equal(calls, 0);
+}
+
+static void capture_does_not_carry_the_call_hook(void **state)
+{
+    (void)state;
+    hook_rec_t ctxh = {0};
+    assert_int_equal(fdn_errctx_push("Outer", "op"), 0);
+    assert_int_equal(fdn_errctx_set_context_hook(record_hook, &ctxh), 0);
+    fdn_errctx_fn fns[] = {capture_fn, capture_in_child_fn};
+    for (int i = 0; i < 2; i++) {
+        fdn_errctx_capture_t *cap = NULL;
+        run_with_local_hook(fns[i], &cap);
+        assert_non_null(cap);
+        assert_int_equal(fdn_errctx_adopt(cap), 0);
+        run_arg_t a = {.ret = FDN_EIO};
+        assert_int_equal(fdn_errctx_run("Task", "later", run_fn, &a, NULL), FDN_EIO);
+        assert_int_equal(ctxh.calls, i + 1); /* the context's own hook */
+        fdn_errctx_pop();
+        fdn_errctx_capture_free(cap);
+    }
+    fdn_errctx_pop();
+}
+
 /* fdn_errctx_run makes its frame only when read: what the run's function reads is what an
  * eager push would have given (names, crumbs, a correlation id that stays put, the parent's
  * metadata), at every depth of nested runs. */
@@ -1155,6 +1203,7 @@ int main(void)
         cmocka_unit_test_teardown(lazy_frames_read_as_eager_ones, clear_ctx),
         cmocka_unit_test_teardown(run_failure_reports_its_own_context_when_fn_leaks, clear_ctx),
         cmocka_unit_test_teardown(run_failure_after_fn_popped_its_context, clear_ctx),
+        cmocka_unit_test_teardown(capture_does_not_carry_the_call_hook, clear_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
