@@ -519,7 +519,8 @@ FDN_API uint64_t fdn_errctx_operation_id(void);
 
 /**
  * Copy the current correlation id into out.
- * @return 0, or FDN_ENOENT when there is no current context (out is set to "").
+ * @return 0, FDN_ENOENT when there is no current context (out is set to ""), or FDN_EINVAL
+ *         when out is NULL.
  * @thread_safety any  @since 0.1.0
  */
 FDN_API int fdn_errctx_correlation_id(char out[FDN_UUID_STR_LEN + 1]);

@@ -331,6 +331,8 @@ uint64_t fdn_errctx_operation_id(void)
 
 int fdn_errctx_correlation_id(char out[FDN_UUID_STR_LEN + 1])
 {
+    if (out == NULL)
+        return FDN_EINVAL;
     frame_t *f = top();
     if (f == NULL) {
         out[0] = '\0';

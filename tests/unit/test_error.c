@@ -428,6 +428,16 @@ static void no_context_by_default(void **state)
     assert_int_equal(e.duration_ns, 0);
 }
 
+/* A NULL out buffer is bad input: a clear error, with or without a context, never a crash. */
+static void correlation_id_null_out(void **state)
+{
+    (void)state;
+    assert_int_equal(fdn_errctx_correlation_id(NULL), FDN_EINVAL);
+    assert_int_equal(fdn_errctx_push("M", "f"), 0);
+    assert_int_equal(fdn_errctx_correlation_id(NULL), FDN_EINVAL);
+    fdn_errctx_pop();
+}
+
 static void nesting_restores_outer(void **state)
 {
     (void)state;
@@ -1186,6 +1196,7 @@ int main(void)
         cmocka_unit_test_teardown(recovery_actions_by_type, clear_ctx),
         cmocka_unit_test_teardown(recovery_actions_all_stored, clear_ctx),
         cmocka_unit_test_teardown(no_context_by_default, clear_ctx),
+        cmocka_unit_test_teardown(correlation_id_null_out, clear_ctx),
         cmocka_unit_test_teardown(nesting_restores_outer, clear_ctx),
         cmocka_unit_test_teardown(metadata_bounded, clear_ctx),
         cmocka_unit_test_teardown(metadata_key_must_be_a_plain_word, clear_ctx),
