@@ -247,17 +247,17 @@ void fdn_err_add_context(fdn_error_t *err, const char *key, const char *fmt, ...
     if (n < 0)
         return;
     size_t ilen = (size_t)n < sizeof(item) ? (size_t)n : sizeof(item) - 1;
-    if (ilen + 2 * strlen(val) + 3 <= sizeof(item)) {
-        if (quote)
-            item[ilen++] = '"';
-        for (const char *v = val; *v != '\0'; v++) {
-            if (quote && (*v == '"' || *v == '\\'))
-                item[ilen++] = '\\';
-            item[ilen++] = *v;
-        }
-        if (quote)
-            item[ilen++] = '"';
+    /* the value as far as the item holds it (2 bytes per character at most): an item that
+     * fills it is longer than any context, so copy_cut below cuts it with "..." */
+    if (quote && ilen + 1 < sizeof(item))
+        item[ilen++] = '"';
+    for (const char *v = val; *v != '\0' && ilen + 2 < sizeof(item); v++) {
+        if (quote && (*v == '"' || *v == '\\'))
+            item[ilen++] = '\\';
+        item[ilen++] = *v;
     }
+    if (quote && ilen + 1 < sizeof(item))
+        item[ilen++] = '"';
     item[ilen] = '\0';
     size_t have = strlen(err->context);
     copy_cut(err->context + have, sizeof(err->context) - have, item, ilen);

@@ -171,6 +171,32 @@ static void context_escapes_quotes_and_backslashes(void **state)
     assert_int_equal(strncmp(e.context, "k=\"\\\"\\\"", 7), 0);
 }
 
+/* A value that does not fit is cut and ends with "...", whatever the key's length: it is
+ * never dropped whole (the item's worst-case size is not a reason to lose what fits). */
+static void context_long_key_value_cut_not_dropped(void **state)
+{
+    (void)state;
+    char key[81];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    char val[600];
+    memset(val, 'v', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    for (int quoted = 0; quoted < 2; quoted++) {
+        if (quoted)
+            val[3] = ' ';
+        fdn_error_t e = FDN_ERROR_INIT;
+        fdn_err_set(&e, FDN_EINVAL, NULL);
+        fdn_err_add_context(&e, key, "%s", val);
+        size_t len = strlen(e.context);
+        assert_true(len < FDN_ERR_CONTEXT_MAX && len > 400);
+        assert_int_equal(strncmp(e.context, key, strlen(key)), 0);
+        const char *start = quoted ? "=\"vvv v" : "=vvvv";
+        assert_int_equal(strncmp(e.context + strlen(key), start, strlen(start)), 0);
+        assert_string_equal(e.context + len - 3, "...");
+    }
+}
+
 static void json_parses_with_every_field(void **state)
 {
     (void)state;
@@ -1188,6 +1214,7 @@ int main(void)
         cmocka_unit_test_teardown(retry_delays, clear_ctx),
         cmocka_unit_test_teardown(format_reference_to_string, clear_ctx),
         cmocka_unit_test_teardown(context_escapes_quotes_and_backslashes, clear_ctx),
+        cmocka_unit_test_teardown(context_long_key_value_cut_not_dropped, clear_ctx),
         cmocka_unit_test_teardown(json_parses_with_every_field, clear_ctx),
         cmocka_unit_test_teardown(json_replaces_invalid_utf8, clear_ctx),
         cmocka_unit_test_teardown(message_cut_at_utf8_boundary, clear_ctx),
