@@ -225,7 +225,8 @@ FDN_API uint16_t fdn_admin_port(const fdn_admin_t *a);
  * store, which the caller destroys after the server (as fdn serve does). A server-thread call
  * that waits for a free pooled connection of the store (all held by calls of other threads,
  * such as the runtime's, which are not cut) ends at the deadline too, without waiting for them
- * to put one back. Idempotent.
+ * to put one back. Idempotent: a call made while another is stopping the server returns once
+ * that one has (so either caller may then destroy the mounted services).
  * @thread_safety any (not from a handler)
  * @since 0.1.0
  */

@@ -129,6 +129,8 @@ struct fdn_admin {
     fdn_telemetry_family_t *f_wd; /* fdn_http_requests_withdrawn_total (with telemetry) */
     pthread_mutex_t dmu;       /* shutdown waits on dcv for deferred == 0 */
     pthread_cond_t dcv;
+    bool shut;  /* dmu: fdn_admin_shutdown has stopped the server (a concurrent call waits on dcv
+                 * for it) */
     int cut_fd; /* eventfd, written at the shutdown deadline and read back once the server
                  * threads are joined: their cut descriptor (core/cancel.h), which ends their
                  * event store PostgreSQL calls */

@@ -15,7 +15,9 @@
  * (twice that with withdrawn answers a client does not read); a durable append's commit is no
  * longer waited for: the store's writer completes it after the server is gone.
  * Threads: create, bind, start and destroy are thread_safety init/owner; shutdown is idempotent
- * (`stopped`) and may race nothing but itself; stop_mhd's timer thread lives inside it.
+ * (`stopped`) and may race nothing but itself: a call that finds it begun waits on `dcv` for
+ * `shut`, set under `dmu` once the first call has stopped the server, so no call returns while
+ * the server threads still run; stop_mhd's timer thread lives inside it.
  * Locks: `dmu` (a leaf), held while waiting for the count of deferred answers to reach
  * zero, released while the deadline's steps run (fdn__admin_withdraw takes each server
  * thread's `parked` list mutex in turn, http.c); the timer's own mutex (a leaf, on the
@@ -386,8 +388,15 @@ void fdn_admin_shutdown(fdn_admin_t *a)
 {
     if (a == NULL)
         return;
-    if (atomic_exchange_explicit(&a->stopped, true, memory_order_acq_rel))
+    if (atomic_exchange_explicit(&a->stopped, true, memory_order_acq_rel)) {
+        /* another call stops the server: return once it has, as that call does (the caller may
+         * then destroy the services the server calls) */
+        pthread_mutex_lock(&a->dmu);
+        while (!a->shut)
+            pthread_cond_wait(&a->dcv, &a->dmu);
+        pthread_mutex_unlock(&a->dmu);
         return;
+    }
     /* MHD must not stop with a suspended connection: let every deferred answer complete */
     atomic_store(&a->draining, true);
     for (size_t i = 0; i < a->nstops; i++) /* e.g. waiting queries: answered now */
@@ -435,6 +444,10 @@ void fdn_admin_shutdown(fdn_admin_t *a)
     fdn__http_watch_free(a->watch); /* every connection closed and unregistered */
     a->watch = NULL;
     uncut_calls(a); /* no server thread is left to cut */
+    pthread_mutex_lock(&a->dmu);
+    a->shut = true;
+    pthread_cond_broadcast(&a->dcv); /* concurrent calls waiting for this one */
+    pthread_mutex_unlock(&a->dmu);
 }
 
 void fdn_admin_destroy(fdn_admin_t *a)

@@ -2468,6 +2468,64 @@ static void withdrawal_client_gone_while_parked(void **state)
     assert_false(wd_complete()); /* frees the context */
 }
 
+/* Whether the server has begun its shutdown: a deferral is refused then (503), else undone at
+ * once (the handler answers 200 after all). */
+static int h_draining(const fdn__http_req_t *req, fdn__http_resp_t *resp, void *user)
+{
+    (void)req;
+    (void)user;
+    int rc = fdn__http_defer(resp);
+    if (rc < 0)
+        return rc;
+    return fdn__http_reply(resp, 200, json_object());
+}
+
+static void *shutdown_main(void *arg)
+{
+    fdn_admin_shutdown(arg);
+    return NULL;
+}
+
+/* fdn_admin_shutdown from two threads at once (thread_safety any, idempotent): the second call
+ * returns only once the server has stopped, as the first does, so that its caller may then
+ * destroy the services the server calls. It returned at once while the first still waited for
+ * a deferred answer (here a withdrawable one, withdrawn at the 1 s deadline), the request still
+ * suspended and the server threads running. */
+static void concurrent_shutdown_returns_once_stopped(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.threads = 1;
+    o.shutdown_timeout_ms = 1000;
+    fdn_admin_t *a = test_admin_local(&o, NULL);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/wd", h_withdrawable, NULL), 0);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/draining", h_draining, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    g_wd_admin = a;
+    atomic_store(&g_wd_deferred, 0);
+    atomic_store(&g_wd_self, 0);
+    atomic_store(&g_wd_hold, 0);
+    int fd = raw_request(port, "POST", "/wd");
+    wd_wait_parked(port);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, shutdown_main, a), 0);
+    grow_t g; /* the first shutdown has begun (it waits for the parked request): 503, or no
+               * answer at all once it closed the connections */
+    while (http(port, "POST", "/draining", NULL, 0, &g) == 200)
+        sched_yield(); /* bounded by the first shutdown, which begins at once */
+    fdn_admin_shutdown(a);
+    assert_int_equal(fdn__admin_deferred(a), 0); /* the request ended: withdrawn at the deadline */
+    assert_int_equal(fdn__admin_withdrawn(a), 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    char ans[4096];
+    raw_answer(fd, ans, sizeof ans);
+    expect_withdrawn(ans);
+    close(fd);
+    fdn_admin_destroy(a);
+    assert_false(wd_complete()); /* frees the context */
+}
+
 /* bind before start: the port is known and connections wait in the backlog until start */
 static void bind_then_start(void **state)
 {
@@ -2599,6 +2657,7 @@ int main(void)
         cmocka_unit_test(withdrawal_races_completion),
         cmocka_unit_test(withdrawal_counts_requests_not_parked_yet),
         cmocka_unit_test(withdrawal_client_gone_while_parked),
+        cmocka_unit_test(concurrent_shutdown_returns_once_stopped),
         cmocka_unit_test(config_check_all),
         cmocka_unit_test(serve_wait_escalation),
         cmocka_unit_test(health_follows_runtime_state),
