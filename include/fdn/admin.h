@@ -175,7 +175,8 @@ FDN_API int fdn_admin_add_metrics(fdn_admin_t *a, fdn_admin_metrics_fn fn, void 
  * @param a   the server (created, not started)
  * @param err optional detail (names the address and the cause)
  * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
- *         (NULL, already started, address not available), FDN_EIO (other socket error)
+ *         (NULL, already started or shut down, address not available), FDN_EIO (other socket
+ *         error)
  * @thread_safety serial: before fdn_admin_start, serialised by the caller
  * @since 0.1.0
  */
@@ -183,9 +184,11 @@ FDN_API int fdn_admin_bind(fdn_admin_t *a, fdn_error_t *err);
 
 /**
  * Start the server threads on the listen address (bound first if fdn_admin_bind was not
- * called). After a failure the bound socket is kept and start may be retried.
+ * called). After a failure the bound socket is kept and start may be retried. A server that
+ * was shut down (fdn_admin_shutdown) cannot be started: create another.
  * @return 0, FDN_EBUSY (address in use), FDN_EACCES (permission denied), FDN_EINVAL
- *         (already started, address not resolvable), FDN_EIO (other socket or server error)
+ *         (already started, shut down, address not resolvable), FDN_EIO (other socket or server
+ *         error)
  * @thread_safety serial: one start per server
  * @since 0.1.0
  */

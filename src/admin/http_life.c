@@ -238,6 +238,8 @@ int fdn_admin_bind(fdn_admin_t *a, fdn_error_t *err)
 {
     if (a == NULL || a->started)
         return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
+    if (atomic_load_explicit(&a->stopped, memory_order_acquire))
+        return fdn_err_set(err, FDN_EINVAL, "admin server was shut down");
     if (a->listen_fd >= 0)
         return 0;
     return open_listener(a, &a->listen_fd, err);
@@ -254,6 +256,10 @@ int fdn_admin_start(fdn_admin_t *a, fdn_error_t *err)
 {
     if (a == NULL || a->started)
         return fdn_err_set(err, FDN_EINVAL, "admin server is NULL or already started");
+    /* its shutdown has run: nothing would stop these threads (fdn_admin_destroy's shutdown is
+     * a no-op now), and the server would be freed under them */
+    if (atomic_load_explicit(&a->stopped, memory_order_acquire))
+        return fdn_err_set(err, FDN_EINVAL, "admin server was shut down; create a new one");
     int rc = fdn_admin_bind(a, err);
     if (rc < 0)
         return rc;

@@ -2526,6 +2526,31 @@ static void concurrent_shutdown_returns_once_stopped(void **state)
     assert_false(wd_complete()); /* frees the context */
 }
 
+/* A server shut down before it started cannot be started (nor bound) afterwards: the start
+ * is refused (FDN_EINVAL) and nothing listens. It started, and fdn_admin_destroy, whose
+ * shutdown had run already, then freed the server under libmicrohttpd's running threads (a
+ * request to it after that read freed memory). */
+static void start_after_shutdown_refused(void **state)
+{
+    (void)state;
+    fdn_admin_t *a = test_admin_local(NULL, NULL);
+    fdn_admin_shutdown(a);
+    fdn_error_t err = FDN_ERROR_INIT;
+    assert_int_equal(fdn_admin_start(a, &err), FDN_EINVAL);
+    assert_non_null(strstr(err.message, "shut down"));
+    assert_int_equal(fdn_admin_port(a), 0); /* nothing bound */
+    assert_int_equal(fdn_admin_bind(a, NULL), FDN_EINVAL);
+    assert_int_equal(fdn_admin_port(a), 0);
+    fdn_admin_destroy(a);
+
+    /* bound, then shut down: still not started; destroy closes the socket */
+    a = test_admin_local(NULL, NULL);
+    assert_int_equal(fdn_admin_bind(a, NULL), 0);
+    fdn_admin_shutdown(a);
+    assert_int_equal(fdn_admin_start(a, NULL), FDN_EINVAL);
+    fdn_admin_destroy(a);
+}
+
 /* bind before start: the port is known and connections wait in the backlog until start */
 static void bind_then_start(void **state)
 {
@@ -2663,6 +2688,7 @@ int main(void)
         cmocka_unit_test(health_follows_runtime_state),
         cmocka_unit_test(refused_mount_after_start_writes_nothing),
         cmocka_unit_test(bind_then_start),
+        cmocka_unit_test(start_after_shutdown_refused),
         cmocka_unit_test(same_socket_check),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
