@@ -85,10 +85,15 @@ typedef struct fdn_admin_opts {
     const char *token;     /**< bearer token (copied); NULL = none; required off loopback */
     size_t max_body_bytes; /**< request body cap; larger bodies get 413 (default 1 MiB) */
     unsigned threads;      /**< server threads (default 2) */
-    unsigned max_connections; /**< concurrent connections; 0 = as many as the process's
-                                   open-file limit allows (RLIMIT_NOFILE, less 256 kept for
-                                   the rest of the process, at most 65 536; the default) */
-    unsigned idle_timeout_s;  /**< idle connection timeout in seconds (default 10) */
+    unsigned max_connections;        /**< concurrent connections (suspended ones included: a durable
+                                          append or a waiting query); past them a new connection waits
+                                          in the listen socket's backlog, unanswered, until one closes;
+                                          0 = as many as the process's open-file limit allows
+                                          (RLIMIT_NOFILE, less 256 kept for the rest of the process,
+                                          at most 65 536; the default) */
+    unsigned idle_timeout_s;         /**< idle connection timeout in seconds (default 10); 0 = none:
+                                          an idle keep-alive connection stays open, and a later request
+                                          on it has no request_timeout_s deadline */
     unsigned max_connections_per_ip; /**< (version >= 2) concurrent connections from one
                                           address; 0 = no such limit (the default: a loopback
                                           sidecar's clients all share 127.0.0.1) */
@@ -148,7 +153,8 @@ FDN_API int fdn_admin_create(fdn_admin_t **out, const fdn_admin_opts_t *opts, fd
  * Every check is called on every `GET /health`, on a server thread, so an answer is never
  * older than its request (the server reuses the text of an earlier answer only when every
  * check's result and the runtime's state are the same, and then writes the same bytes).
- * @return 0, FDN_EINVAL (NULL, started, name not a short identifier), FDN_EEXIST, FDN_ENOMEM
+ * @return 0, FDN_EINVAL (NULL, started, name not a short identifier), FDN_EEXIST, FDN_ENOBUFS
+ *         (32 checks already)
  * @thread_safety init: before fdn_admin_start, serialised by the caller
  * @since 0.1.0
  */

@@ -486,6 +486,28 @@ static int deg_fn(void *user, int *degraded)
 /* GET /health with a check that may say "degraded": the check's member says so with the
  * code and name it gave, the whole stays "ok" and 200; failing, it is unhealthy and the
  * answer 503, as any check; healthy, the member is the plain ok one. */
+/* At most 32 health checks: the 33rd is refused with FDN_ENOBUFS (as the header says) and
+ * changes nothing. */
+static void health_checks_bounded(void **state)
+{
+    (void)state;
+    health_flag = 0;
+    fdn_admin_t *a = test_admin_local(NULL, NULL);
+    char name[16];
+    for (int i = 0; i < 32; i++) {
+        snprintf(name, sizeof name, "c%d", i);
+        assert_int_equal(fdn_admin_add_health(a, name, health_fn, NULL), 0);
+    }
+    assert_int_equal(fdn_admin_add_health(a, "c32", health_fn, NULL), FDN_ENOBUFS);
+    unsigned status = 0;
+    char *body = test_admin_health(a, &status);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(body, "\"c31\""));
+    assert_null(strstr(body, "\"c32\""));
+    fdn_free(body);
+    fdn_admin_destroy(a);
+}
+
 static void health_degraded_check(void **state)
 {
     (void)state;
@@ -2663,6 +2685,7 @@ int main(void)
         cmocka_unit_test(dispatch_token),
         cmocka_unit_test(bearer_one_or_more_spaces),
         cmocka_unit_test(health_degraded_check),
+        cmocka_unit_test(health_checks_bounded),
         cmocka_unit_test(stopped_services_answer_503),
         cmocka_unit_test(config_endpoint_edges),
         cmocka_unit_test(service_handlers),
