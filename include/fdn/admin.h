@@ -97,7 +97,10 @@ typedef struct fdn_admin_opts {
     unsigned max_connections_per_ip; /**< (version >= 2) concurrent connections from one
                                           address; 0 = no such limit (the default: a loopback
                                           sidecar's clients all share 127.0.0.1) */
-    fdn_admin_request_fn on_request; /**< (version >= 3) optional, called once per request */
+    fdn_admin_request_fn on_request; /**< (version >= 3) optional, called once per request
+                                          the server answers, those it refuses on their headers
+                                          or framing too (400, 401, 413); not for the answers
+                                          libmicrohttpd gives itself (docs/http-api.md) */
     void *request_user;              /**< (version >= 3) passed to on_request */
     unsigned request_timeout_s;      /**< (version >= 4) time a client has to send a whole request,
                                           headers and body (slowloris, bodies that never end),

@@ -33,12 +33,13 @@
  * 16 KiB reserved from a Content-Length before then, so headers-only clients cannot make the
  * server reserve max_body each); a larger Content-Length is refused with 413 at once,
  * a larger streamed body is drained and refused with 413 at its end. With a token, a request
- * without it is refused (401) on its headers, before any body is read. Answers go to MHD without a
- * copy: a handler's text is MHD's with the response (freed by its free callback), and GET /metrics
- * hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by that callback;
- * resp.text_free) when it is the whole body. A handler whose body is shared between answers may
- * also keep libmicrohttpd's response to it (resp.keep: the memo of GET /v1/events answers), which
- * is then queued again as it is. The listen socket is opened by fdn_admin_bind
+ * without it is refused (401) on its headers, before any body is read. Such refusals are
+ * counted, observed and reported to the request hook as every answer is (send_error_as). Answers go
+ * to MHD without a copy: a handler's text is MHD's with the response (freed by its free callback),
+ * and GET /metrics hands on telemetry's own immutable text (fdn_telemetry_text_acquire, released by
+ * that callback; resp.text_free) when it is the whole body. A handler whose body is shared between
+ * answers may also keep libmicrohttpd's response to it (resp.keep: the memo of GET /v1/events
+ * answers), which is then queued again as it is. The listen socket is opened by fdn_admin_bind
  * (http_life.c: clear EADDRINUSE/EACCES errors, port 0 support, loopback check), which `fdn serve`
  * calls before creating the runtime so that a busy port fails before anything is written;
  * fdn_admin_start binds if that was not done and hands MHD a duplicate of it (see there for why),
@@ -1095,31 +1096,37 @@ static enum MHD_Result send_resp(struct MHD_Connection *con, fdn__http_resp_t *r
     return ok;
 }
 
-static enum MHD_Result send_error_as(fdn_admin_t *a, struct MHD_Connection *con, int code,
-                                     const char *msg, bool close)
+/* An answer to a request refused before it is dispatched (its framing, size or token): the
+ * error body, and counted, its request telemetry (route "unmatched") and the request hook as
+ * for any answer (dispatch_end). Only these refusals take this path, not the request path. */
+static enum MHD_Result send_error_as(fdn_admin_t *a, struct MHD_Connection *con, const char *method,
+                                     const conn_ctx_t *c, int code, const char *msg, bool close)
 {
+    int64_t t0 = dispatch_t0(a);
     fdn__http_resp_t resp;
     memset(&resp, 0, sizeof resp);
     resp.close = close;
+    if (c->h_cid != NULL)
+        fdn__http_set_correlation_id(&resp, c->h_cid, strnlen(c->h_cid, FDN__HTTP_CID_MAX + 1));
     fdn_err_set(&resp.err, code, "%s", msg);
-    fdn__http_resp_finish(&resp, code);
-    count_status(a, resp.status);
+    dispatch_end(a, t0, NULL, method, c->uri, &resp, code);
     enum MHD_Result ok = send_resp(con, &resp);
     fdn__http_resp_clear(&resp);
     return ok;
 }
 
-static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, int code,
-                                  const char *msg)
+static enum MHD_Result send_error(fdn_admin_t *a, struct MHD_Connection *con, const char *method,
+                                  const conn_ctx_t *c, int code, const char *msg)
 {
-    return send_error_as(a, con, code, msg, false);
+    return send_error_as(a, con, method, c, code, msg, false);
 }
 
 /* An error after which the connection is closed (its framing cannot be trusted). */
-static enum MHD_Result send_error_close(fdn_admin_t *a, struct MHD_Connection *con, int code,
+static enum MHD_Result send_error_close(fdn_admin_t *a, struct MHD_Connection *con,
+                                        const char *method, const conn_ctx_t *c, int code,
                                         const char *msg)
 {
-    return send_error_as(a, con, code, msg, true);
+    return send_error_as(a, con, method, c, code, msg, true);
 }
 
 /* Send a deferred answer (the completer has set DONE; on a server thread). */
@@ -1238,7 +1245,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
          * smuggling behind a proxy that picks the other one): refuse the request */
         if (h.cl_differ) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
-            return send_error_close(a, con, FDN_EPARSE, "conflicting Content-Length headers");
+            return send_error_close(a, con, method, c, FDN_EPARSE,
+                                    "conflicting Content-Length headers");
         }
         /* Transfer-Encoding and Content-Length together: a proxy that frames by the
          * Content-Length sees another request end than we do (libmicrohttpd follows the
@@ -1246,24 +1254,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
          * RFC 9112 6.1: refuse it and close the connection */
         if (h.te && h.n_cl > 0) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
-            return send_error_close(a, con, FDN_EPARSE,
+            return send_error_close(a, con, method, c, FDN_EPARSE,
                                     "both Transfer-Encoding and Content-Length headers");
         }
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (libmicrohttpd
          * accepts it unless strict; HTTP/1.0 clients may omit it) */
         if (h.host == NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
-            return send_error(a, con, FDN_EPARSE, "HTTP/1.1 request without a Host header");
+            return send_error(a, con, method, c, FDN_EPARSE,
+                              "HTTP/1.1 request without a Host header");
         }
         const char *cl = h.cl;
         uint64_t n = 0;
         if (cl != NULL && cl_parse(cl, &n) != 0) {
             c->too_large = true; /* whatever body arrives is drained, not kept */
-            return send_error_close(a, con, FDN_EPARSE, "Content-Length is not a number");
+            return send_error_close(a, con, method, c, FDN_EPARSE,
+                                    "Content-Length is not a number");
         }
         if (cl != NULL && n > a->max_body) {
             c->too_large = true;
-            return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+            return send_error(a, con, method, c, FDN_ETOO_LARGE, "request body exceeds the limit");
         }
         /* the body's buffer sized by its Content-Length (with the NUL), not a default 8 KiB:
          * in the context when it fits, else a block of its size (an 8 KiB one took glibc's
@@ -1286,7 +1296,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
          * anyone who can connect makes the server buffer max_body bytes per connection */
         if (!auth_ok(a, c->h_auth)) {
             c->too_large = true; /* any body that still arrives is drained, not kept */
-            return send_error(a, con, FDN_EACCES, "missing or wrong bearer token");
+            return send_error(a, con, method, c, FDN_EACCES, "missing or wrong bearer token");
         }
         return MHD_YES;
     }
@@ -1303,7 +1313,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     if (!fdn__http_watch_handling(con))
         return MHD_NO;
     if (c->too_large)
-        return send_error(a, con, FDN_ETOO_LARGE, "request body exceeds the limit");
+        return send_error(a, con, method, c, FDN_ETOO_LARGE, "request body exceeds the limit");
     /* handlers and renders run from here. The server's threads are its own: their cut
      * descriptor (fdn_events_set_thread_cut_fd) is the server's, which ends their calls on
      * PostgreSQL at the shutdown deadline (DESIGN "Cut calls") */

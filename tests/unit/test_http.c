@@ -2281,6 +2281,71 @@ static void expect_withdrawn(const char *ans)
         fail_msg("not the withdrawn answer: %s", ans);
 }
 
+/* What the request hook saw of the last request (atomics: written on a server thread). */
+static _Atomic int g_hook_n;
+static _Atomic unsigned g_hook_status;
+static _Atomic int g_hook_match; /* method "POST" or "GET" and target "/x/n" or "/health" */
+
+static void hook_record(const fdn_admin_request_info_t *info, void *user)
+{
+    (void)user;
+    bool m = (strcmp(info->method, "GET") == 0 && strcmp(info->target, "/health") == 0) ||
+             (strcmp(info->method, "POST") == 0 && strcmp(info->target, "/x/n") == 0);
+    atomic_store(&g_hook_match, m ? 1 : 0);
+    atomic_store(&g_hook_status, info->status);
+    atomic_fetch_add(&g_hook_n, 1);
+}
+
+/* Sends req (whole) and reads its answer; the hook then ran for it exactly once, seeing
+ * the request's method and target and the status sent. */
+static void hook_sees(uint16_t port, const char *req, unsigned status)
+{
+    static char ans[8192];
+    int before = atomic_load(&g_hook_n);
+    raw_exchange(port, req, ans, sizeof ans);
+    char want[16];
+    snprintf(want, sizeof want, "HTTP/1.1 %u", status);
+    if (strncmp(ans, want, strlen(want)) != 0)
+        fail_msg("want %s: %s", want, ans);
+    /* the hook runs before the answer is queued, so it has run once the answer came */
+    assert_int_equal(atomic_load(&g_hook_n), before + 1);
+    assert_int_equal(atomic_load(&g_hook_status), status);
+    assert_int_equal(atomic_load(&g_hook_match), 1);
+}
+
+/* The request hook (fdn_admin_opts_t.on_request: "called once per request", fdn serve's
+ * access log) and the request telemetry also see the requests the server refuses on their
+ * headers or body framing: 401 (no token), 413 (Content-Length or a chunked body past
+ * max_body_bytes), 400 (conflicting framing, no Host). They were answered without the hook or
+ * telemetry, so an access log never showed a client probing without the token. */
+static void refusals_reach_the_request_hook(void **state)
+{
+    (void)state;
+    fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
+    o.token = "s3cret";
+    o.on_request = hook_record;
+    o.max_body_bytes = 16;
+    fdn_admin_t *a = test_admin_local(&o, NULL);
+    assert_int_equal(fdn__admin_route_add(a, "POST", "/x/{name}", h_echo, NULL), 0);
+    assert_int_equal(fdn_admin_start(a, NULL), 0);
+    uint16_t port = fdn_admin_port(a);
+    hook_sees(port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", 401);
+    hook_sees(port, "GET /health HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret\r\n\r\n", 200);
+#define AUTH "Authorization: Bearer s3cret\r\n"
+    hook_sees(port, "POST /x/n HTTP/1.1\r\nHost: t\r\n" AUTH "Content-Length: 17\r\n\r\n", 413);
+    hook_sees(port,
+              "POST /x/n HTTP/1.1\r\nHost: t\r\n" AUTH "Transfer-Encoding: chunked\r\n\r\n"
+              "11\r\n[1,2,3,4,5,6,7,8]\r\n0\r\n\r\n",
+              413);
+    hook_sees(port,
+              "POST /x/n HTTP/1.1\r\nHost: t\r\n" AUTH
+              "Content-Length: 3\r\nContent-Length: 4\r\n\r\n[1]",
+              400);
+    hook_sees(port, "GET /health HTTP/1.1\r\n" AUTH "\r\n", 400);
+#undef AUTH
+    fdn_admin_destroy(a);
+}
+
 static fdn_admin_t *wd_server(uint16_t *port)
 {
     fdn_admin_opts_t o = FDN_ADMIN_OPTS_INIT;
@@ -2701,6 +2766,7 @@ int main(void)
         cmocka_unit_test(server_request_buffers),
         cmocka_unit_test(framing_conflicts_refused),
         cmocka_unit_test(content_length_forms),
+        cmocka_unit_test(refusals_reach_the_request_hook),
         cmocka_unit_test(shutdown_closes_clients_that_do_not_read),
         cmocka_unit_test(withdrawal_races_completion),
         cmocka_unit_test(withdrawal_counts_requests_not_parked_yet),
