@@ -27,7 +27,8 @@
  * frees (a server thread reuses freed contexts; a short target and a short body of known length are
  * kept in the context itself); the headers it reads (Content-Length, Host, Authorization, Accept,
  * X-Correlation-Id, whether Transfer-Encoding came: with a Content-Length, or two that differ,
- * the request is refused 400 and the connection closed, RFC 9112 6.1) are found in one pass
+ * or with another coding than "chunked" once, the request is refused 400 and the connection
+ * closed, RFC 9112 6.1) are found in one pass
  * when they are complete and kept in the context; the
  * body is accumulated up to max_body_bytes, in a buffer grown as its bytes arrive (at most
  * 16 KiB reserved from a Content-Length before then, so headers-only clients cannot make the
@@ -1154,10 +1155,17 @@ static enum MHD_Result send_deferred(fdn_admin_t *a, struct MHD_Connection *con,
  * Authorization, Accept and X-Correlation-Id (six lookups and a pass before, each a walk of
  * the list with a case-insensitive compare per header). */
 typedef struct hdr_scan {
-    unsigned n_cl;
-    bool cl_differ, te;
+    unsigned n_cl, n_te;
+    bool cl_differ, te, te_bad;
     const char *cl, *host, *auth, *accept, *cid;
 } hdr_scan_t;
+
+/* Whether a Transfer-Encoding value is "chunked" (case-insensitive; the value as libmicrohttpd
+ * keeps it): the one value by which libmicrohttpd frames a body as chunked. */
+static bool te_chunked(const char *v)
+{
+    return v != NULL && strcasecmp(v, "chunked") == 0;
+}
 
 static void keep_first(const char **slot, const char *value)
 {
@@ -1198,8 +1206,11 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             keep_first(&h->cid, value);
         break;
     case 17:
-        if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-            h->te = true;
+        if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0)
+            break;
+        h->te = true;
+        if (h->n_te++ > 0 || !te_chunked(value))
+            h->te_bad = true; /* another coding, or one more: not chunked once, last */
         break;
     default:
         break;
@@ -1236,7 +1247,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_NO; /* context allocation failed: drop the connection */
     if (!c->seen) {
         c->seen = true;
-        hdr_scan_t h = {0, false, false, NULL, NULL, NULL, NULL, NULL};
+        hdr_scan_t h = {0, 0, false, false, false, NULL, NULL, NULL, NULL, NULL};
         (void)MHD_get_connection_values(con, MHD_HEADER_KIND, scan_header, &h);
         c->h_auth = h.auth;
         c->h_accept = h.accept;
@@ -1247,6 +1258,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             c->too_large = true; /* whatever body arrives is drained, not kept */
             return send_error_close(a, con, method, c, FDN_EPARSE,
                                     "conflicting Content-Length headers");
+        }
+        /* a Transfer-Encoding other than "chunked" once (another coding, codings before it,
+         * two headers): the body's length cannot be determined (RFC 9112 6.1: 400, close).
+         * libmicrohttpd takes such a body to run until the connection closes, so a request
+         * behind it would be read as body while a proxy that ignores the coding forwards it
+         * as a request of its own (smuggling) */
+        if (h.te_bad) {
+            c->too_large = true; /* whatever body arrives is drained, not kept */
+            return send_error_close(a, con, method, c, FDN_EPARSE,
+                                    "Transfer-Encoding other than \"chunked\" alone: the body's "
+                                    "length cannot be determined");
         }
         /* Transfer-Encoding and Content-Length together: a proxy that frames by the
          * Content-Length sees another request end than we do (libmicrohttpd follows the
