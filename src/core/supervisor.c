@@ -10,7 +10,9 @@
  *    reports its return code (fail_pending) and kicks the clock. The lifecycle thread joins
  *    workers, so nothing a worker calls may wait for it: shutdown from a worker only requests
  *    the stop (thread-local t_worker), and an add from a worker is failed (FDN_ECANCELED)
- *    once that worker's stop was requested, including an add it posted just before.
+ *    once that worker's stop was requested, including an add it posted just before. The same
+ *    holds for a thread of a service's own that its stop waits for (fdn__supervisor_add_from:
+ *    the runtime's task pool workers).
  *    Likewise shutdown from a callback run by fdn_supervisor_start (t_starting).
  *  - any thread: add (posts add_pending and waits), inject_fault (posts fail_pending),
  *    status queries, shutdown (sets stop_req, kicks, waits for `finished`, joins).
@@ -340,8 +342,10 @@ static int start_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t f
 /* Stop a RUNNING (or STARTING-failed-with-thread) child and move it to `target`. */
 static void remove_child_locked(fdn_supervisor_t *sup, child_t *ch) FDN_REQUIRES(sup->mu);
 
-/* Fail the adds posted by ch's worker loop (it waits for them; we are about to join it).
- * Called after ctl.stop is set, so that worker posts no new one (fdn_supervisor_add). */
+/* Fail the adds posted by ch's worker loop, or by a thread ch's stop waits for
+ * (fdn__supervisor_add_from): the poster waits for them, and we are about to join it or to
+ * wait for it in ch's stop. Called after ctl.stop is set, so that no such thread posts a new
+ * one (fdn__supervisor_add_from). */
 static void fail_adds_by(fdn_supervisor_t *sup, child_t *ch) FDN_EXCLUDES(sup->mu)
 {
     fdn__mutex_lock(&sup->mu);
@@ -370,8 +374,10 @@ static void stop_child(fdn_supervisor_t *sup, child_t *ch, fdn_service_state_t t
 {
     atomic_store_explicit(&ch->ctl.stop, true, memory_order_release);
     fdn_clock_kick(sup->clock);
+    /* the adds waiting on threads this stop joins: its worker's, or those of threads of the
+     * service's own that its stop waits for (fdn__supervisor_add_from) */
+    fail_adds_by(sup, ch);
     if (ch->has_thread) {
-        fail_adds_by(sup, ch);
         pthread_join(ch->thread, NULL);
         ch->has_thread = false;
         size_t live = atomic_fetch_sub_explicit(&sup->live_threads, 1, memory_order_relaxed);
@@ -779,6 +785,12 @@ static int append_locked(fdn_supervisor_t *sup, child_t *ch) FDN_REQUIRES(sup->m
 
 int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fdn_error_t *err)
 {
+    return fdn__supervisor_add_from(sup, spec, NULL, err);
+}
+
+int fdn__supervisor_add_from(fdn_supervisor_t *sup, const fdn_service_spec_t *spec,
+                             const char *owner, fdn_error_t *err)
+{
     if (sup == NULL)
         return FDN_EINVAL;
     int rc = check_spec(spec, err);
@@ -800,6 +812,8 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
     bool inline_start = on_sup_thread(sup);
     child_t *by = on_worker_of(sup) ? t_worker : NULL;
     fdn__mutex_lock(&sup->mu);
+    if (by == NULL && owner != NULL)
+        by = find_locked(sup, owner); /* (absent: an add like any other) */
     if (find_locked(sup, ch->name) != NULL) {
         fdn__mutex_unlock(&sup->mu);
         rc = fdn_err_set(err, FDN_EEXIST, "service %s already exists in supervisor %s", ch->name,
@@ -818,7 +832,8 @@ int fdn_supervisor_add(fdn_supervisor_t *sup, const fdn_service_spec_t *spec, fd
         return fdn_err_set(err, FDN_EESCALATED, "supervisor %s has failed", sup->name);
     }
     if (by != NULL && atomic_load_explicit(&by->ctl.stop, memory_order_acquire)) {
-        /* the supervisor thread is (about to be) joining this worker: never wait for it */
+        /* the lifecycle thread is (about to be) joining this thread, the worker of `by` or a
+         * thread its stop waits for: never wait for it */
         fdn__mutex_unlock(&sup->mu);
         fdn__free(ch);
         return fdn_err_set(err, FDN_ECANCELED, "service %s is being stopped; %s not added",

@@ -23,6 +23,16 @@ bool fdn__supervisor_on_thread(fdn_supervisor_t *sup);
  * thread, so a stop for a restart or at shutdown answers false. */
 bool fdn__supervisor_starting(fdn_supervisor_t *sup);
 
+/* fdn_supervisor_add from a thread that the stop of the service named `owner` waits for, one
+ * of the service's own threads that the supervisor did not create (a task pool's worker, whose
+ * stop runs the queued tasks and joins the workers). While that stop waits for the caller, the
+ * lifecycle thread cannot start the added service, so the add is treated as one from the
+ * owner's worker loop: once the owner's stop has begun (until its next start), it fails with
+ * FDN_ECANCELED instead of waiting, including an add posted just before. owner NULL, or no
+ * such service: fdn_supervisor_add. */
+int fdn__supervisor_add_from(fdn_supervisor_t *sup, const fdn_service_spec_t *spec,
+                             const char *owner, fdn_error_t *err);
+
 /* The status of every service in one pass under the supervisor's lock (fdn_supervisor_status_at
  * takes it once per service): the first min(count, cap) into out[], in order. Returns the
  * count. (fdn_runtime_health: GET /health reads it on every request.) */

@@ -284,6 +284,11 @@ int fdn_tasks_shutdown(fdn_tasks_t *tp, int64_t timeout_ms)
     return drain_join(tp, timeout_ms, true);
 }
 
+bool fdn__tasks_on_worker(const fdn_tasks_t *tp)
+{
+    return tp != NULL && t_pool == tp;
+}
+
 static void service_stop(void *state)
 {
     fdn_tasks_t *tp = state;

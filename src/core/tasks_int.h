@@ -18,4 +18,8 @@
  *   exited. */
 FDN__SERVICE_TYPED_OPS(tasks, fdn_tasks_t)
 
+/* True when called from a task of tp (on one of its workers): the pool's stop waits for the
+ * caller. */
+bool fdn__tasks_on_worker(const fdn_tasks_t *tp);
+
 #endif

@@ -292,7 +292,10 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     s->next = rt->svcs;
     rt->svcs = s;
     fdn__mutex_unlock(&rt->mu);
-    int rc = fdn_supervisor_add(rt->sup, &spec, err);
+    /* from a task of the runtime's pool: the pool's stop (a restart, an escalation) waits
+     * for that task, so the add must not wait for the lifecycle thread then */
+    const char *from = fdn__tasks_on_worker(rt->tasks) ? TASKS_SLOT.name : NULL;
+    int rc = fdn__supervisor_add_from(rt->sup, &spec, from, err);
     if (rc != 0) {
         fdn__mutex_lock(&rt->mu);
         for (rt_svc_t **pp = &rt->svcs; *pp != NULL; pp = &(*pp)->next) {

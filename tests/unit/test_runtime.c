@@ -806,6 +806,87 @@ static void shutdown_from_worker_loop(void **state)
     pthread_cond_destroy(&x.cv);
 }
 
+/* A task of the runtime's pool adds a service while the supervisor stops that pool (a restart
+ * of "task_supervisor"): the stop waits for the pool's tasks to finish, so the add must not wait
+ * for the supervisor (it once did, forever: each waited for the other). It fails at once with
+ * FDN_ECANCELED, as an add from a worker loop being stopped does, and changes nothing. */
+typedef struct task_add {
+    fdn_runtime_t *rt;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool restarting, done;
+    int rc;
+    app_t a;
+} task_add_t;
+
+static void ta_on_restart(fdn_runtime_t *rt, const char *service, int attempt, int reason,
+                          void *user)
+{
+    (void)rt;
+    (void)attempt;
+    (void)reason;
+    task_add_t *t = user;
+    if (strcmp(service, "task_supervisor") != 0)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->restarting = true; /* the stop of the pool follows on this thread */
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int ta_task(void *arg)
+{
+    task_add_t *t = arg;
+    pthread_mutex_lock(&t->mu);
+    while (!t->restarting)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    fdn_service_spec_t s = app_spec(&t->a, "late", false);
+    int rc = fdn_runtime_add_service(t->rt, &s, NULL);
+    pthread_mutex_lock(&t->mu);
+    t->rc = rc;
+    t->done = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+static void add_from_task_while_pool_restarts(void **state)
+{
+    (void)state;
+    task_add_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.flags = FDN_RUNTIME_NO_BUILTINS;
+    o.on_restart = ta_on_restart;
+    o.user = &t;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, &o, NULL), 0);
+    t.rt = rt;
+    assert_int_equal(fdn_tasks_submit(fdn_runtime_tasks(rt), ta_task, &t), 0);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "task_supervisor", FDN_EIO), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, FDN_ECANCELED);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0); /* the pool's restart */
+    fdn_service_status_t st;
+    assert_int_equal(fdn_runtime_service_status(rt, "task_supervisor", &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RUNNING);
+    assert_int_equal(fdn_runtime_service_status(rt, "late", &st), FDN_ESERVICE_NOT_FOUND);
+    /* nothing of the refused add is left: the same name adds and starts now */
+    fdn_service_spec_t s = app_spec(&t.a, "late", false);
+    assert_int_equal(fdn_runtime_add_service(rt, &s, NULL), 0);
+    ASSERT_LOG("+late");
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    ASSERT_LOG("-late");
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* Applications register their own config sections through the runtime's options, before the
  * config service starts; environment overrides reach them through opts.envp. */
 static void app_config_section(void **state)
@@ -875,6 +956,7 @@ int main(void)
         cmocka_unit_test(taken_name_fails_the_start),
         cmocka_unit_test(shutdown_from_escalation_callback),
         cmocka_unit_test(shutdown_from_worker_loop),
+        cmocka_unit_test(add_from_task_while_pool_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
