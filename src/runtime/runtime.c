@@ -626,7 +626,14 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
          * supervisor thread stops the services and destroy completes the rest */
         return fdn_supervisor_shutdown(rt->sup, timeout_ms);
     }
-    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
+    /* from a task of the runtime's pool: the supervisor's stop of the pool runs that task to
+     * its end, so waiting for the supervisor here would wait for this very task; only request
+     * the stop (a bound of 0), as from a callback above, and let a later call or destroy
+     * complete the rest. (A supervisor already done, never started, say, waits for nothing.) */
+    bool from_task = fdn__tasks_on_worker(rt->tasks);
+    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, from_task ? 0 : timeout_ms) : 0;
+    if (from_task && rc == FDN_ETIMEDOUT)
+        return 0;
     if (rc == 0) {
         stop_from_create(rt); /* a runtime never started, or whose start failed */
         /* every service is stopped and no lifecycle callback runs any more: retry removals

@@ -887,6 +887,61 @@ static void add_from_task_while_pool_restarts(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* fdn_runtime_shutdown from a task of the runtime's own pool: the supervisor's stop of the pool
+ * runs the pool's tasks to their end, that one included, so the call only requests the stop and
+ * returns 0, as from a supervisor callback (it once waited for the supervisor, which waited for
+ * the task: neither returned). A shutdown from another thread then completes it. */
+typedef struct task_shut {
+    fdn_runtime_t *rt;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+} task_shut_t;
+
+static int ts_task(void *arg)
+{
+    task_shut_t *t = arg;
+    int rc = fdn_runtime_shutdown(t->rt, -1);
+    pthread_mutex_lock(&t->mu);
+    t->rc = rc;
+    t->done = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+static void shutdown_from_task(void **state)
+{
+    (void)state;
+    task_shut_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    t.rt = rt;
+    app_t a = {0};
+    fdn_service_spec_t s = app_spec(&a, "app", false);
+    assert_int_equal(fdn_runtime_add_service(rt, &s, NULL), 0);
+    ASSERT_LOG("+app");
+    assert_int_equal(fdn_tasks_submit(fdn_runtime_tasks(rt), ts_task, &t), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    ASSERT_LOG("-app");
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    assert_int_equal(fdn_tasks_submit(fdn_runtime_tasks(rt), ts_task, &t), FDN_ESHUTDOWN);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* Applications register their own config sections through the runtime's options, before the
  * config service starts; environment overrides reach them through opts.envp. */
 static void app_config_section(void **state)
@@ -957,6 +1012,7 @@ int main(void)
         cmocka_unit_test(shutdown_from_escalation_callback),
         cmocka_unit_test(shutdown_from_worker_loop),
         cmocka_unit_test(add_from_task_while_pool_restarts),
+        cmocka_unit_test(shutdown_from_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
