@@ -153,7 +153,8 @@ FDN_API int fdn_runtime_create(fdn_runtime_t **out, const fdn_runtime_opts_t *op
  * before the call, not started: once the cause is fixed, call start again (or destroy it).
  * That includes the config service, which runs from create and keeps running: reads and
  * updates of fdn_runtime_config() work between the failed start and the retry as they did
- * before the first start (not FDN_EUNAVAILABLE, not queued).
+ * before the first start (not FDN_EUNAVAILABLE, not queued); so does the task pool, which
+ * also runs from create (fdn_runtime_tasks() takes and runs tasks).
  * @return 0, FDN_EBUSY (already started), FDN_ESHUTDOWN, a service's start code
  * @thread_safety any
  * @since 0.1.0

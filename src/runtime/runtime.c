@@ -21,7 +21,8 @@
  *
  * A failed fdn_runtime_start leaves the runtime as before the call: the supervisor stops
  * what the start had started (rollback, on the caller's thread), except a slot that runs
- * from create (the config), whose wrapper skips a stop made inside the supervisor's start.
+ * from create (the config, the task pool), whose wrapper skips a stop made inside the
+ * supervisor's start.
  * Such a slot the supervisor has not stopped since create (`from_create`: the runtime was
  * never started, or its start failed) is stopped by fdn_runtime_shutdown once the
  * supervisor's shutdown has returned, as a started runtime's shutdown stops it.
@@ -163,11 +164,11 @@ static void w_stop(void *state)
  * so no lifecycle callback runs. */
 static void stop_from_create(fdn_runtime_t *rt)
 {
-    rt_svc_t *stop[FDN__RT_SLOT_COUNT];
+    rt_svc_t *stop[FDN__RT_SLOT_COUNT + 1]; /* (the slots and the task pool) */
     size_t n = 0;
     fdn__mutex_lock(&rt->mu);
     for (rt_svc_t *s = rt->svcs; s != NULL; s = s->next)
-        if (n < FDN__RT_SLOT_COUNT && s->runs_from_create &&
+        if (n < FDN__RT_SLOT_COUNT + 1 && s->runs_from_create &&
             atomic_exchange_explicit(&s->from_create, false, memory_order_relaxed))
             stop[n++] = s;
     fdn__mutex_unlock(&rt->mu);
@@ -200,9 +201,10 @@ static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_
 
 /* The task pool is a supervised child too (the reference's TaskSupervisor, last built-in):
  * stop drains and joins its workers, start resumes them. Its ops have no destroy: the runtime
- * destroys the pool itself, after the supervisor. */
+ * destroys the pool itself, after the supervisor. It runs from create (fdn_tasks_create starts
+ * its workers), so a failed fdn_runtime_start leaves it running, as the config (DESIGN). */
 static const fdn__rt_slot_def_t TASKS_SLOT = {"task_supervisor", NULL, &fdn__tasks_service_ops,
-                                              false};
+                                              true};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 

@@ -942,6 +942,49 @@ static void shutdown_from_task(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* The task pool runs from create, as the config does: tasks submitted before the start run. A
+ * start that fails after the pool (an application service's start fails) leaves the runtime as
+ * before the call, so the pool still takes and runs tasks (the rollback once stopped it: every
+ * submit answered FDN_EUNAVAILABLE until a start succeeded); a retry then starts it as usual
+ * and the shutdown runs what is queued. */
+static int app_start_fails(void *s, void *ctx, fdn_error_t *err)
+{
+    (void)s;
+    (void)ctx;
+    return fdn_err_set(err, FDN_EIO, "app: cannot start");
+}
+
+static void failed_start_keeps_task_pool_running(void **state)
+{
+    (void)state;
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.flags = FDN_RUNTIME_NO_START | FDN_RUNTIME_NO_BUILTINS;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, &o, NULL), 0);
+    fdn_tasks_t *tp = fdn_runtime_tasks(rt);
+    atomic_int ran = 0;
+    assert_int_equal(fdn_tasks_submit_wait(tp, task_fn, &ran, TEST_WAIT_MS), 0);
+    fdn_service_ops_t ops = APP_OPS;
+    ops.start = app_start_fails;
+    app_t a = {0};
+    fdn_service_spec_t s = app_spec(&a, "app", false);
+    s.ops = &ops;
+    assert_int_equal(fdn_runtime_add_service(rt, &s, NULL), 0);
+    assert_int_equal(fdn_runtime_start(rt, NULL), FDN_EIO);
+    /* as before the call: the pool takes tasks and runs them */
+    assert_int_equal(fdn_tasks_submit_wait(tp, task_fn, &ran, TEST_WAIT_MS), 0);
+    ops.start = app_start; /* the fault is gone */
+    assert_int_equal(fdn_runtime_start(rt, NULL), 0);
+    ASSERT_LOG("+app");
+    fdn_service_status_t st;
+    assert_int_equal(fdn_runtime_service_status(rt, "task_supervisor", &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RUNNING);
+    assert_int_equal(fdn_tasks_submit_wait(tp, task_fn, &ran, TEST_WAIT_MS), 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    ASSERT_LOG("-app");
+    assert_int_equal(atomic_load(&ran), 3);
+}
+
 /* Applications register their own config sections through the runtime's options, before the
  * config service starts; environment overrides reach them through opts.envp. */
 static void app_config_section(void **state)
@@ -1013,6 +1056,7 @@ int main(void)
         cmocka_unit_test(shutdown_from_worker_loop),
         cmocka_unit_test(add_from_task_while_pool_restarts),
         cmocka_unit_test(shutdown_from_task),
+        cmocka_unit_test(failed_start_keeps_task_pool_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
