@@ -193,10 +193,10 @@ FDN_API void fdn_runtime_destroy(fdn_runtime_t *rt);
  * intensity). Before start it starts with the others, after the built-ins; after start it is
  * started at once. `spec->ops->start` receives the runtime as its `ctx`.
  * @return 0, FDN_EINVAL, FDN_EEXIST, FDN_ENOMEM, the service's start code, FDN_ESHUTDOWN,
- *         FDN_EESCALATED, FDN_ECANCELED (called from a task of the runtime's pool while the
- *         supervisor stops that pool: a restart of "task_supervisor" or an escalation; the
- *         stop waits for the task, so the add does not wait for the stop). On error the
- *         caller keeps spec->state.
+ *         FDN_EESCALATED, FDN_ECANCELED (called from a task of the runtime's pool, or from a
+ *         subscriber of fdn_runtime_config(), while the supervisor stops that pool or that
+ *         config: a restart or an escalation; the stop waits for the caller, so the add does
+ *         not wait for the stop). On error the caller keeps spec->state.
  * @thread_safety any
  * @since 0.1.0
  */

@@ -53,6 +53,7 @@ typedef struct rt_svc {
     fdn_runtime_t *rt;
     uint64_t owner;
     const fdn_service_ops_t *ops; /* the service's vtable */
+    bool (*on_own_thread)(const void *obj); /* its slot's (NULL: none, or an app service) */
     bool builtin;                 /* a built-in slot or the task pool, not the application's */
     bool runs_from_create;        /* started by create: a failed start's rollback keeps it */
     atomic_bool from_create;      /* runs_from_create and not stopped by the supervisor since:
@@ -203,8 +204,13 @@ static const fdn_service_ops_t W_OPS_RUN = {w_start, w_stop, w_health, w_run, w_
  * stop drains and joins its workers, start resumes them. Its ops have no destroy: the runtime
  * destroys the pool itself, after the supervisor. It runs from create (fdn_tasks_create starts
  * its workers), so a failed fdn_runtime_start leaves it running, as the config (DESIGN). */
+static bool tasks_on_own_thread(const void *obj)
+{
+    return fdn__tasks_on_worker(obj);
+}
+
 static const fdn__rt_slot_def_t TASKS_SLOT = {"task_supervisor", NULL, &fdn__tasks_service_ops,
-                                              true};
+                                              true, tasks_on_own_thread};
 
 /* ---- supervisor callbacks (lifecycle thread, no lock held) --------------------------- */
 
@@ -271,6 +277,7 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     s->runs_from_create = def != NULL && def->runs_from_create;
     atomic_init(&s->from_create, s->runs_from_create);
     s->ops = app != NULL ? app->ops : def->ops;
+    s->on_own_thread = def != NULL ? def->on_own_thread : NULL;
     s->obj = obj;
     size_t len = strlen(name);
     if (len > FDN_SERVICE_NAME_MAX)
@@ -294,10 +301,16 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     s->next = rt->svcs;
     rt->svcs = s;
     fdn__mutex_unlock(&rt->mu);
-    /* from a task of the runtime's pool: the pool's stop (a restart, an escalation) waits
-     * for that task, so the add must not wait for the lifecycle thread then */
-    const char *from = fdn__tasks_on_worker(rt->tasks) ? TASKS_SLOT.name : NULL;
-    int rc = fdn__supervisor_add_from(rt->sup, &spec, from, err);
+    /* from a thread of a built-in's own (a task of the runtime's pool, a subscriber of its
+     * config): the stop of that service (a restart, an escalation) waits for this thread, so
+     * the add must not wait for the lifecycle thread then */
+    char from[FDN_SERVICE_NAME_MAX + 1] = "";
+    fdn__mutex_lock(&rt->mu);
+    for (rt_svc_t *o = rt->svcs; o != NULL && from[0] == '\0'; o = o->next)
+        if (o != s && o->on_own_thread != NULL && o->on_own_thread(o->obj))
+            memcpy(from, o->name, sizeof(from));
+    fdn__mutex_unlock(&rt->mu);
+    int rc = fdn__supervisor_add_from(rt->sup, &spec, from[0] != '\0' ? from : NULL, err);
     if (rc != 0) {
         fdn__mutex_lock(&rt->mu);
         for (rt_svc_t **pp = &rt->svcs; *pp != NULL; pp = &(*pp)->next) {

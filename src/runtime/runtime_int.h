@@ -42,6 +42,12 @@ typedef struct fdn__rt_slot_def {
      * fdn_runtime_start): the rollback of a failed fdn_runtime_start leaves it running, as
      * it was before the call; a later start of it is a no-op that must succeed */
     bool runs_from_create;
+    /* Optional: true when called on a thread of the object's own that its stop waits for and
+     * that runs application code (the config's subscriber deliveries, the task pool's tasks):
+     * fdn_runtime_add_service from there must not wait for a stop of this slot
+     * (fdn__supervisor_add_from: it fails with FDN_ECANCELED once that stop has begun).
+     * Called under the runtime's mu: a thread-local read, no lock, no callback. */
+    bool (*on_own_thread)(const void *obj);
 } fdn__rt_slot_def_t;
 
 /* The table (src/runtime/runtime_services.c). */

@@ -1133,8 +1133,15 @@ static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return 0;
 }
 
+/* The config's stop joins its delivery thread, which runs the subscribers' callbacks. */
+static bool cfg_on_own_thread(const void *obj)
+{
+    return fdn__config_on_delivery_thread(obj);
+}
+
 const fdn__rt_slot_def_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, &fdn__config_service_ops, true},
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &fdn__config_service_ops, true,
+                        cfg_on_own_thread},
     [FDN__RT_EVENTS] = {"event_store", ev_create, &fdn__events_service_ops, false},
     [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &fdn__telemetry_service_ops, false},
     [FDN__RT_CONNMGR] = {"connection_manager", pools_create, &fdn__pools_service_ops, false},

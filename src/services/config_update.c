@@ -172,9 +172,18 @@ static void deliver_one(fdn_config_t *cfg, sub_t *s) FDN_REQUIRES(cfg->smu)
     s->busy = false;
 }
 
+/* The config whose delivery thread this is (NULL elsewhere). */
+static _Thread_local const fdn_config_t *t_delivering;
+
+bool fdn__config_on_delivery_thread(const fdn_config_t *cfg)
+{
+    return cfg != NULL && t_delivering == cfg;
+}
+
 void *fdn__cfg_delivery_main(void *arg)
 {
     fdn_config_t *cfg = arg;
+    t_delivering = cfg;
     fdn__mutex_lock(&cfg->smu);
     for (;;) {
         if (cfg->thr_stop)

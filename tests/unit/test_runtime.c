@@ -887,6 +887,74 @@ static void add_from_task_while_pool_restarts(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* A config subscriber that reconfigures the runtime (adds a service on a change) while the
+ * supervisor restarts the config service: the config's stop joins the subscriber's delivery
+ * thread, so the add must not wait for the supervisor (it once did, forever). It fails at once
+ * with FDN_ECANCELED and the config restarts. */
+static void ta_on_restart_cfg(fdn_runtime_t *rt, const char *service, int attempt, int reason,
+                              void *user)
+{
+    (void)rt;
+    (void)attempt;
+    (void)reason;
+    task_add_t *t = user;
+    if (strcmp(service, "config_server") != 0)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->restarting = true; /* the stop of the config follows on this thread */
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void ta_on_change(const fdn_config_change_t *c, void *user)
+{
+    (void)c;
+    task_add_t *t = user;
+    pthread_mutex_lock(&t->mu);
+    bool first = !t->done && t->rc == 12345;
+    pthread_mutex_unlock(&t->mu);
+    if (first)
+        (void)ta_task(t);
+}
+
+static void add_from_config_subscriber_while_config_restarts(void **state)
+{
+    (void)state;
+    task_add_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.on_restart = ta_on_restart_cfg;
+    o.user = &t;
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, &o, NULL), 0);
+    t.rt = rt;
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(cfg, "interface.max_results", ta_on_change, &t, &id), 0);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 77, NULL), 0);
+    assert_int_equal(fdn_runtime_inject_fault(rt, "config_server", FDN_EIO), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, FDN_ECANCELED);
+    assert_int_equal(fdn_testing_settle(rt), 0);
+    assert_int_equal(fdn_testing_advance(rt, 10 * MS), 0); /* the config's restart */
+    fdn_service_status_t st;
+    assert_int_equal(fdn_runtime_service_status(rt, "config_server", &st), 0);
+    assert_int_equal(st.state, FDN_SERVICE_RUNNING);
+    assert_int_equal(fdn_runtime_service_status(rt, "late", &st), FDN_ESERVICE_NOT_FOUND);
+    int64_t v = 0;
+    assert_int_equal(fdn_config_get_int(cfg, "interface.max_results", &v), 0);
+    assert_int_equal(v, 77);
+    assert_int_equal(fdn_config_unsubscribe(cfg, id), 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    ASSERT_LOG("");
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* fdn_runtime_shutdown from a task of the runtime's own pool: the supervisor's stop of the pool
  * runs the pool's tasks to their end, that one included, so the call only requests the stop and
  * returns 0, as from a supervisor callback (it once waited for the supervisor, which waited for
@@ -1055,6 +1123,7 @@ int main(void)
         cmocka_unit_test(shutdown_from_escalation_callback),
         cmocka_unit_test(shutdown_from_worker_loop),
         cmocka_unit_test(add_from_task_while_pool_restarts),
+        cmocka_unit_test(add_from_config_subscriber_while_config_restarts),
         cmocka_unit_test(shutdown_from_task),
         cmocka_unit_test(failed_start_keeps_task_pool_running),
     };
