@@ -165,9 +165,10 @@ FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
  * Stop the runtime: stop the services in reverse start order (application services, then
  * the task pool, which runs its queued tasks first, then the built-ins), then shut the task
  * pool down for good. Idempotent and thread-safe. From a task of the runtime's own pool
- * (whose stop runs that task to its end), a service's start/stop/health, its worker loop or a
- * supervisor callback it only requests the stop and returns 0; a later call from another
- * thread, or destroy, completes it. Once every service has stopped, the config changes the
+ * (whose stop runs that task to its end), a subscriber of fdn_runtime_config() (whose stop
+ * joins the delivery thread), a service's start/stop/health, its worker loop or a supervisor
+ * callback it only requests the stop and returns 0; a later call from another thread, or
+ * destroy, completes it. Once every service has stopped, the config changes the
  * runtime's config hook had not recorded are counted in fdn_config_status_t.dropped
  * (docs/config.md). On a runtime never started (FDN_RUNTIME_NO_START) or whose start failed, it
  * stops the config service, which runs from create, as it does on a started one: the calls of

@@ -264,6 +264,24 @@ static void rt_on_registry(fdn_registry_op_t op, const char *ns, const char *ser
 
 /* ---- creation ---------------------------------------------------------------------- */
 
+/* Whether the caller is a thread of a built-in's own that the built-in's stop waits for
+ * (fdn__rt_slot_def_t.on_own_thread); its name into name (FDN_SERVICE_NAME_MAX + 1 bytes)
+ * when not NULL. */
+static bool on_own_thread(fdn_runtime_t *rt, char *name)
+{
+    bool found = false;
+    fdn__mutex_lock(&rt->mu);
+    for (rt_svc_t *o = rt->svcs; o != NULL && !found; o = o->next) {
+        if (o->on_own_thread != NULL && o->on_own_thread(o->obj)) {
+            found = true;
+            if (name != NULL)
+                memcpy(name, o->name, sizeof(o->name));
+        }
+    }
+    fdn__mutex_unlock(&rt->mu);
+    return found;
+}
+
 /* Wrap a built-in (def) or an application service (app) and add it to the supervisor. */
 static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_def_t *def,
                        const fdn_service_spec_t *app, void *obj, fdn_error_t *err)
@@ -304,13 +322,8 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     /* from a thread of a built-in's own (a task of the runtime's pool, a subscriber of its
      * config): the stop of that service (a restart, an escalation) waits for this thread, so
      * the add must not wait for the lifecycle thread then */
-    char from[FDN_SERVICE_NAME_MAX + 1] = "";
-    fdn__mutex_lock(&rt->mu);
-    for (rt_svc_t *o = rt->svcs; o != NULL && from[0] == '\0'; o = o->next)
-        if (o != s && o->on_own_thread != NULL && o->on_own_thread(o->obj))
-            memcpy(from, o->name, sizeof(from));
-    fdn__mutex_unlock(&rt->mu);
-    int rc = fdn__supervisor_add_from(rt->sup, &spec, from[0] != '\0' ? from : NULL, err);
+    char from[FDN_SERVICE_NAME_MAX + 1];
+    int rc = fdn__supervisor_add_from(rt->sup, &spec, on_own_thread(rt, from) ? from : NULL, err);
     if (rc != 0) {
         fdn__mutex_lock(&rt->mu);
         for (rt_svc_t **pp = &rt->svcs; *pp != NULL; pp = &(*pp)->next) {
@@ -641,14 +654,16 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
          * supervisor thread stops the services and destroy completes the rest */
         return fdn_supervisor_shutdown(rt->sup, timeout_ms);
     }
-    /* from a task of the runtime's pool: the supervisor's stop of the pool runs that task to
-     * its end, so waiting for the supervisor here would wait for this very task; only request
-     * the stop (a bound of 0), as from a callback above, and let a later call or destroy
-     * complete the rest. (A supervisor already done, never started, say, waits for nothing.) */
-    bool from_task = fdn__tasks_on_worker(rt->tasks);
-    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, from_task ? 0 : timeout_ms) : 0;
-    if (from_task && rc == FDN_ETIMEDOUT)
+    /* from a thread of a built-in's own (a task of the runtime's pool, a subscriber of its
+     * config): that service's stop waits for this very thread (runs the task to its end, joins
+     * the delivery thread), so only request the stop (a bound of 0), as from a callback above,
+     * and let a later call or destroy complete the rest, stops of what runs from create
+     * included (which would wait for this thread too) */
+    if (on_own_thread(rt, NULL)) {
+        (void)fdn_supervisor_shutdown(rt->sup, 0);
         return 0;
+    }
+    int rc = rt->sup != NULL ? fdn_supervisor_shutdown(rt->sup, timeout_ms) : 0;
     if (rc == 0) {
         stop_from_create(rt); /* a runtime never started, or whose start failed */
         /* every service is stopped and no lifecycle callback runs any more: retry removals

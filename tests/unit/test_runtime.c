@@ -129,9 +129,9 @@ static const fdn_service_ops_t COMP_OPS_NO_HEALTH = {comp_start, comp_stop, NULL
                                                      comp_destroy};
 
 static const fdn__rt_slot_def_t TABLE[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS, false},
-    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH, false},
-    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS, false},
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS, false, NULL},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH, false, NULL},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS, false, NULL},
 };
 
 /* ---- an application service ---- */
@@ -193,9 +193,9 @@ static fdn_service_spec_t app_spec(app_t *a, const char *name, bool worker)
 
 /* The same, with the config running from create (as the real one, runtime_services.c). */
 static const fdn__rt_slot_def_t TABLE_CFG_FROM_CREATE[FDN__RT_SLOT_COUNT] = {
-    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS, true},
-    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH, false},
-    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS, false},
+    [FDN__RT_CONFIG] = {"config_server", cfg_create, &COMP_OPS, true, NULL},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &COMP_OPS_NO_HEALTH, false, NULL},
+    [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &COMP_OPS, false, NULL},
 };
 
 static const fdn__rt_slot_def_t *g_table = TABLE;
@@ -1010,6 +1010,47 @@ static void shutdown_from_task(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* The same from a subscriber of the runtime's config (its delivery thread, which the config's
+ * stop joins): it once waited for the supervisor, which waited for that thread. */
+static void ts_on_change(const fdn_config_change_t *c, void *user)
+{
+    (void)c;
+    task_shut_t *t = user;
+    pthread_mutex_lock(&t->mu);
+    bool first = !t->done && t->rc == 12345;
+    pthread_mutex_unlock(&t->mu);
+    if (first)
+        (void)ts_task(t);
+}
+
+static void shutdown_from_config_subscriber(void **state)
+{
+    (void)state;
+    task_shut_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    t.rt = rt;
+    fdn_config_t *cfg = fdn_runtime_config(rt);
+    uint64_t id = 0;
+    assert_int_equal(fdn_config_subscribe(cfg, "interface.max_results", ts_on_change, &t, &id), 0);
+    assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 77, NULL), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* The task pool runs from create, as the config does: tasks submitted before the start run. A
  * start that fails after the pool (an application service's start fails) leaves the runtime as
  * before the call, so the pool still takes and runs tasks (the rollback once stopped it: every
@@ -1125,6 +1166,7 @@ int main(void)
         cmocka_unit_test(add_from_task_while_pool_restarts),
         cmocka_unit_test(add_from_config_subscriber_while_config_restarts),
         cmocka_unit_test(shutdown_from_task),
+        cmocka_unit_test(shutdown_from_config_subscriber),
         cmocka_unit_test(failed_start_keeps_task_pool_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
