@@ -165,11 +165,11 @@ FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
  * Stop the runtime: stop the services in reverse start order (application services, then
  * the task pool, which runs its queued tasks first, then the built-ins), then shut the task
  * pool down for good. Idempotent and thread-safe. From a task of the runtime's own pool
- * (whose stop runs that task to its end), a subscriber of fdn_runtime_config() (whose stop
- * joins the delivery thread), a service's start/stop/health, its worker loop or a supervisor
- * callback it only requests the stop and returns 0; a later call from another thread, or
- * destroy, completes it. Once every service has stopped, the config changes the
- * runtime's config hook had not recorded are counted in fdn_config_status_t.dropped
+ * (whose stop runs that task to its end), a subscriber of fdn_runtime_config() or
+ * fdn_runtime_events() (whose stop joins the delivery thread), a service's start/stop/health,
+ * its worker loop or a supervisor callback it only requests the stop and returns 0; a later
+ * call from another thread, or destroy, completes it. Once every service has stopped, the config
+ * changes the runtime's config hook had not recorded are counted in fdn_config_status_t.dropped
  * (docs/config.md). On a runtime never started (FDN_RUNTIME_NO_START) or whose start failed, it
  * stops the config service, which runs from create, as it does on a started one: the calls of
  * fdn_runtime_config() then answer as on a stopped config service (FDN_EUNAVAILABLE, config.h).
@@ -195,9 +195,9 @@ FDN_API void fdn_runtime_destroy(fdn_runtime_t *rt);
  * started at once. `spec->ops->start` receives the runtime as its `ctx`.
  * @return 0, FDN_EINVAL, FDN_EEXIST, FDN_ENOMEM, the service's start code, FDN_ESHUTDOWN,
  *         FDN_EESCALATED, FDN_ECANCELED (called from a task of the runtime's pool, or from a
- *         subscriber of fdn_runtime_config(), while the supervisor stops that pool or that
- *         config: a restart or an escalation; the stop waits for the caller, so the add does
- *         not wait for the stop). On error the caller keeps spec->state.
+ *         subscriber of fdn_runtime_config() or fdn_runtime_events(), while the supervisor
+ *         stops that service: a restart or an escalation; the stop waits for the caller, so
+ *         the add does not wait for the stop). On error the caller keeps spec->state.
  * @thread_safety any
  * @since 0.1.0
  */

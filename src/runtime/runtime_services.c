@@ -1139,10 +1139,17 @@ static bool cfg_on_own_thread(const void *obj)
     return fdn__config_on_delivery_thread(obj);
 }
 
+/* The event store's stop joins its delivery thread, which runs the subscriptions' callbacks. */
+static bool ev_on_own_thread(const void *obj)
+{
+    return fdn__events_on_delivery_thread(obj);
+}
+
 const fdn__rt_slot_def_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {
     [FDN__RT_CONFIG] = {"config_server", cfg_create, &fdn__config_service_ops, true,
                         cfg_on_own_thread},
-    [FDN__RT_EVENTS] = {"event_store", ev_create, &fdn__events_service_ops, false, NULL},
+    [FDN__RT_EVENTS] = {"event_store", ev_create, &fdn__events_service_ops, false,
+                        ev_on_own_thread},
     [FDN__RT_TELEMETRY] = {"telemetry_service", tm_create, &fdn__telemetry_service_ops, false,
                            NULL},
     [FDN__RT_CONNMGR] = {"connection_manager", pools_create, &fdn__pools_service_ops, false, NULL},

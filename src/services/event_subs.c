@@ -518,9 +518,18 @@ static void pager_stop(fdn_events_t *es, evs_sub_t *s) FDN_REQUIRES(es->smu)
         pthread_cond_wait(&es->sdone, &es->smu);
 }
 
+/* The store whose delivery thread this is (NULL elsewhere). */
+static _Thread_local const fdn_events_t *t_delivering;
+
+bool fdn__events_on_delivery_thread(const fdn_events_t *es)
+{
+    return es != NULL && t_delivering == es;
+}
+
 static void *deliver_main(void *arg)
 {
     fdn_events_t *es = arg;
+    t_delivering = es;
     fdn__mutex_lock(&es->smu);
     for (;;) {
         if (es->dstop)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <fdn/testing.h>
+#include <fdn/events.h>
 
 #include "runtime/runtime_int.h"
 #include "threads.h" /* TEST_WAIT_MS */
@@ -1051,6 +1052,54 @@ static void shutdown_from_config_subscriber(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* The same from a subscriber of the runtime's event store (its delivery thread, which the
+ * store's stop joins). */
+static void ts_on_event(const fdn_event_t *ev, uint64_t skipped, void *user)
+{
+    (void)ev;
+    (void)skipped;
+    ts_on_change(NULL, user);
+}
+
+static void shutdown_from_event_subscriber(void **state)
+{
+    (void)state;
+    task_shut_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    t.rt = rt;
+    fdn_events_t *es = fdn_runtime_events(rt);
+    fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
+    so.type = "app_stop";
+    fdn_events_sub_t *sub = NULL;
+    assert_int_equal(fdn_events_subscribe(es, &so, ts_on_event, &t, &sub), 0);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "app_stop";
+    spec.data = "{}";
+    spec.data_len = 2;
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(es, ev, NULL), 0);
+    fdn_event_free(ev);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    fdn_events_unsubscribe(sub);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* The task pool runs from create, as the config does: tasks submitted before the start run. A
  * start that fails after the pool (an application service's start fails) leaves the runtime as
  * before the call, so the pool still takes and runs tasks (the rollback once stopped it: every
@@ -1167,6 +1216,7 @@ int main(void)
         cmocka_unit_test(add_from_config_subscriber_while_config_restarts),
         cmocka_unit_test(shutdown_from_task),
         cmocka_unit_test(shutdown_from_config_subscriber),
+        cmocka_unit_test(shutdown_from_event_subscriber),
         cmocka_unit_test(failed_start_keeps_task_pool_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
