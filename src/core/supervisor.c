@@ -812,7 +812,11 @@ int fdn__supervisor_add_from(fdn_supervisor_t *sup, const fdn_service_spec_t *sp
     bool inline_start = on_sup_thread(sup);
     child_t *by = on_worker_of(sup) ? t_worker : NULL;
     fdn__mutex_lock(&sup->mu);
-    if (by == NULL && owner != NULL)
+    /* only an add that waits for the lifecycle thread (after the start) can wait for a stop
+     * of the owner; before it, or during it, the add is appended and returns, and the owner
+     * may be stopped in the supervisor's books while its threads run (a rolled-back start
+     * that left a service running from create running: its ctl.stop is set) */
+    if (by == NULL && owner != NULL && sup->phase != PH_IDLE && sup->phase != PH_STARTING)
         by = find_locked(sup, owner); /* (absent: an add like any other) */
     if (find_locked(sup, ch->name) != NULL) {
         fdn__mutex_unlock(&sup->mu);
