@@ -320,8 +320,9 @@ static int add_wrapped(fdn_runtime_t *rt, const char *name, const fdn__rt_slot_d
     rt->svcs = s;
     fdn__mutex_unlock(&rt->mu);
     /* from a thread of a built-in's own (a task of the runtime's pool, a subscriber of its
-     * config): the stop of that service (a restart, an escalation) waits for this thread, so
-     * the add must not wait for the lifecycle thread then */
+     * config or event store, the config's hook thread): the stop of that service (a restart,
+     * an escalation) waits for this thread, so the add must not wait for the lifecycle thread
+     * then */
     char from[FDN_SERVICE_NAME_MAX + 1];
     int rc = fdn__supervisor_add_from(rt->sup, &spec, on_own_thread(rt, from) ? from : NULL, err);
     if (rc != 0) {
@@ -640,11 +641,16 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
 {
     if (rt == NULL)
         return FDN_EINVAL;
+    /* on a thread of a built-in's own (a task of the runtime's pool, a subscriber of its config
+     * or event store, the config's hook thread): that service's stop waits for this very
+     * thread (runs the task to its end, joins the thread), and so would the drain of the
+     * config's hook from the hook thread: see below */
+    bool own = on_own_thread(rt, NULL);
     fdn__mutex_lock(&rt->mu);
     bool first = !rt->stopped;
     rt->stopped = true;
     fdn__mutex_unlock(&rt->mu);
-    if (first && fdn__runtime_glue(rt) != NULL && rt->hooks->before_shutdown != NULL &&
+    if (first && !own && fdn__runtime_glue(rt) != NULL && rt->hooks->before_shutdown != NULL &&
         !fdn__supervisor_on_thread(rt->sup))
         rt->hooks->before_shutdown(rt, fdn__runtime_glue(rt));
     /* The supervisor stops the services in reverse order; the task pool is one of them and
@@ -654,12 +660,10 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
          * supervisor thread stops the services and destroy completes the rest */
         return fdn_supervisor_shutdown(rt->sup, timeout_ms);
     }
-    /* from a thread of a built-in's own (a task of the runtime's pool, a subscriber of its
-     * config): that service's stop waits for this very thread (runs the task to its end, joins
-     * the delivery thread), so only request the stop (a bound of 0), as from a callback above,
-     * and let a later call or destroy complete the rest, stops of what runs from create
-     * included (which would wait for this thread too) */
-    if (on_own_thread(rt, NULL)) {
+    /* from a thread of a built-in's own: only request the stop (a bound of 0), as from a
+     * callback above, and let a later call or destroy complete the rest, stops of what runs
+     * from create included (which would wait for this thread too) */
+    if (own) {
         (void)fdn_supervisor_shutdown(rt->sup, 0);
         return 0;
     }

@@ -1133,10 +1133,11 @@ static int lim_create(fdn_runtime_t *rt, void **out, fdn_error_t *err)
     return 0;
 }
 
-/* The config's stop joins its delivery thread, which runs the subscribers' callbacks. */
+/* The config's stop joins its delivery thread, which runs the subscribers' callbacks, and its
+ * hook thread, which runs on_config_change and the telemetry handlers of what it counts. */
 static bool cfg_on_own_thread(const void *obj)
 {
-    return fdn__config_on_delivery_thread(obj);
+    return fdn__config_on_own_thread(obj);
 }
 
 /* The event store's stop joins its delivery thread, which runs the subscriptions' callbacks. */

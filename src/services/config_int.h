@@ -273,9 +273,10 @@ sub_t *fdn__cfg_sub_new(const char *prefix, fdn_config_change_cb cb, void *user,
 void fdn__cfg_sub_free(sub_t *s);
 void *fdn__cfg_delivery_main(void *arg);
 void *fdn__cfg_hook_main(void *arg);
-/* True when called on cfg's delivery thread (from a subscriber's callback): cfg's stop joins
- * the caller. (The runtime: an add from there must not wait for a stop of the config.) */
-bool fdn__config_on_delivery_thread(const fdn_config_t *cfg);
+/* True when called on cfg's delivery thread (from a subscriber's callback) or its hook thread
+ * (from the on_change hook, or a telemetry handler the hook's counts run): cfg's stop joins
+ * the caller. (The runtime: a shutdown or an add from there must not wait for that stop.) */
+bool fdn__config_on_own_thread(const fdn_config_t *cfg);
 /* The run-time overrides: an object of every updatable key whose live value differs from its
  * startup value (defaults < file < environment), path -> value (copies). The runtime keeps
  * them in its data directory so that they survive a restart. Returns 0 or FDN_ENOMEM. */

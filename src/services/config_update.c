@@ -172,18 +172,18 @@ static void deliver_one(fdn_config_t *cfg, sub_t *s) FDN_REQUIRES(cfg->smu)
     s->busy = false;
 }
 
-/* The config whose delivery thread this is (NULL elsewhere). */
-static _Thread_local const fdn_config_t *t_delivering;
+/* The config whose delivery or hook thread this is (NULL elsewhere). */
+static _Thread_local const fdn_config_t *t_own;
 
-bool fdn__config_on_delivery_thread(const fdn_config_t *cfg)
+bool fdn__config_on_own_thread(const fdn_config_t *cfg)
 {
-    return cfg != NULL && t_delivering == cfg;
+    return cfg != NULL && t_own == cfg;
 }
 
 void *fdn__cfg_delivery_main(void *arg)
 {
     fdn_config_t *cfg = arg;
-    t_delivering = cfg;
+    t_own = cfg;
     fdn__mutex_lock(&cfg->smu);
     for (;;) {
         if (cfg->thr_stop)
@@ -206,6 +206,7 @@ void *fdn__cfg_delivery_main(void *arg)
 void *fdn__cfg_hook_main(void *arg)
 {
     fdn_config_t *cfg = arg;
+    t_own = cfg;
     fdn__mutex_lock(&cfg->smu);
     for (;;) {
         if (cfg->thr_stop)

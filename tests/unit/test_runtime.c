@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <fdn/testing.h>
 #include <fdn/events.h>
+#include <fdn/telemetry.h>
 
 #include "runtime/runtime_int.h"
 #include "threads.h" /* TEST_WAIT_MS */
@@ -1100,6 +1101,52 @@ static void shutdown_from_event_subscriber(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* The same from a telemetry handler run on the config's hook thread (the runtime's own hook
+ * counts each update, foundation.config_updates, on that thread, which the config's stop
+ * joins): it once waited for the supervisor, which waited for that thread. */
+static int ts_on_count(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    ts_on_change(NULL, user);
+    return 0;
+}
+
+static void shutdown_from_config_hook_thread(void **state)
+{
+    (void)state;
+    task_shut_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    t.rt = rt;
+    uint64_t hid = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
+                                          "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
+                                          ts_on_count, &t),
+                     0);
+    assert_int_equal(
+        fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 77, NULL), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* The task pool runs from create, as the config does: tasks submitted before the start run. A
  * start that fails after the pool (an application service's start fails) leaves the runtime as
  * before the call, so the pool still takes and runs tasks (the rollback once stopped it: every
@@ -1231,6 +1278,7 @@ int main(void)
         cmocka_unit_test(shutdown_from_task),
         cmocka_unit_test(shutdown_from_config_subscriber),
         cmocka_unit_test(shutdown_from_event_subscriber),
+        cmocka_unit_test(shutdown_from_config_hook_thread),
         cmocka_unit_test(failed_start_keeps_task_pool_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
