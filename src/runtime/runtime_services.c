@@ -1140,10 +1140,11 @@ static bool cfg_on_own_thread(const void *obj)
     return fdn__config_on_own_thread(obj);
 }
 
-/* The event store's stop joins its delivery thread, which runs the subscriptions' callbacks. */
+/* The event store's stop joins its delivery thread, which runs the subscriptions' callbacks,
+ * and its writer and pruner, which run the telemetry handlers of what they count. */
 static bool ev_on_own_thread(const void *obj)
 {
-    return fdn__events_on_delivery_thread(obj);
+    return fdn__events_on_own_thread(obj);
 }
 
 const fdn__rt_slot_def_t fdn__rt_builtins[FDN__RT_SLOT_COUNT] = {

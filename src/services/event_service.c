@@ -95,6 +95,7 @@
 /* The store whose writer runs on this thread (NULL: none): asynchronous stores' callbacks run
  * there, and a prune from one must not wait for the writer. */
 static _Thread_local fdn_events_t *writer_of;
+static _Thread_local const fdn_events_t *pruner_of; /* the store whose pruner this thread is */
 
 static bool busy_since(fdn_events_t *es, uint32_t seen, uint64_t last_id);
 #define BUSY_PAUSE_NS 10000000 /* the writer's pause after a busy commit (10 ms; "Busy") */
@@ -724,9 +725,15 @@ uint64_t fdn__evs_retention_memory(fdn_events_t *es)
     return n;
 }
 
+bool fdn__events_on_own_thread(const fdn_events_t *es)
+{
+    return es != NULL && (writer_of == es || pruner_of == es || fdn__evs_on_delivery_thread(es));
+}
+
 static void *pruner_main(void *arg)
 {
     fdn_events_t *es = arg;
+    pruner_of = es;
     uint64_t kick = fdn_clock_kick_seq(es->clock);
     int64_t last = es->prune_base;
     while (!atomic_load_explicit(&es->pstop, memory_order_acquire)) {

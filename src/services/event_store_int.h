@@ -790,9 +790,12 @@ int fdn__evs_after_append(fdn_events_t *es, uint64_t last_id);
  * service), and end every subscription still open (destroy). */
 int fdn__evs_deliverer_start(fdn_events_t *es);
 void fdn__evs_deliverer_stop(fdn_events_t *es);
-/* True when called on es's delivery thread (from a subscription's callback): es's stop joins
- * the caller. (The runtime: a shutdown or an add from there must not wait for that stop.) */
-bool fdn__events_on_delivery_thread(const fdn_events_t *es);
+/* True when called on es's delivery thread (from a subscription's callback). */
+bool fdn__evs_on_delivery_thread(const fdn_events_t *es);
+/* True when called on one of es's own threads that its stop joins: the delivery thread, the
+ * writer, the pruner (from a subscription's callback, or a telemetry handler of a count they
+ * emit). (The runtime: a shutdown or an add from there must not wait for that stop.) */
+bool fdn__events_on_own_thread(const fdn_events_t *es);
 void fdn__evs_subs_free_all(fdn_events_t *es);
 /* Wake the delivery thread for the batch ending at last_id, when it (or a later one)
  * matched some subscription and the thread waits. */

@@ -521,7 +521,7 @@ static void pager_stop(fdn_events_t *es, evs_sub_t *s) FDN_REQUIRES(es->smu)
 /* The store whose delivery thread this is (NULL elsewhere). */
 static _Thread_local const fdn_events_t *t_delivering;
 
-bool fdn__events_on_delivery_thread(const fdn_events_t *es)
+bool fdn__evs_on_delivery_thread(const fdn_events_t *es)
 {
     return es != NULL && t_delivering == es;
 }

@@ -1147,6 +1147,48 @@ static void shutdown_from_config_hook_thread(void **state)
     pthread_cond_destroy(&t.cv);
 }
 
+/* The same from a telemetry handler run on the event store's pruner thread (its count of the
+ * events it pruned), which the store's stop joins. */
+static void shutdown_from_event_pruner_thread(void **state)
+{
+    (void)state;
+    task_shut_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_t *rt = NULL;
+    assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
+    t.rt = rt;
+    uint64_t hid = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
+                                          "foundation.event_store.events_pruned",
+                                          FDN_TELEMETRY_MATCH_EXACT, ts_on_count, &t),
+                     0);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "old";
+    spec.data = "{}";
+    spec.data_len = 2;
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    fdn_event_free(ev);
+    /* past storage.hot.max_age_seconds (3600) and a prune interval: the pruner prunes it */
+    assert_int_equal(fdn_clock_advance(fdn_runtime_clock(rt), 3700 * SEC), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
 /* The task pool runs from create, as the config does: tasks submitted before the start run. A
  * start that fails after the pool (an application service's start fails) leaves the runtime as
  * before the call, so the pool still takes and runs tasks (the rollback once stopped it: every
@@ -1279,6 +1321,7 @@ int main(void)
         cmocka_unit_test(shutdown_from_config_subscriber),
         cmocka_unit_test(shutdown_from_event_subscriber),
         cmocka_unit_test(shutdown_from_config_hook_thread),
+        cmocka_unit_test(shutdown_from_event_pruner_thread),
         cmocka_unit_test(failed_start_keeps_task_pool_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
