@@ -27,6 +27,14 @@
  * never started, or its start failed) is stopped by fdn_runtime_shutdown once the
  * supervisor's shutdown has returned, as a started runtime's shutdown stops it.
  *
+ * Calls from a built-in's own threads: a task of the pool, a subscriber of the config or the
+ * event store, a telemetry handler on the config's hook thread or the store's writer or
+ * pruner run application code on threads that the built-in's stop waits for (it runs the task
+ * to its end, joins the thread). Each slot says which (fdn__rt_slot_def_t.on_own_thread);
+ * from there fdn_runtime_shutdown only requests the stop (as from a supervisor callback), and
+ * fdn_runtime_add_service names the built-in to the supervisor (fdn__supervisor_add_from), which
+ * fails the add with FDN_ECANCELED once that built-in's stop has begun instead of waiting.
+ *
  * Global state: `g_default` (atomic pointer) is the only process-wide mutable variable.
  */
 #include <fdn/config.h>

@@ -13,8 +13,10 @@
  * reference.
  *
  * Adding a built-in: export `const fdn_service_ops_t fdn__<m>_service_ops` from the module,
- * add a slot below, fill it in fdn__rt_builtins[] with its name, create function and ops,
- * and add a typed public accessor (fdn_runtime_<m>) if wanted.
+ * add a slot below, fill it in fdn__rt_builtins[] with its name, create function and ops
+ * (and on_own_thread when its stop joins threads that run application code: subscribers'
+ * callbacks, telemetry handlers of what it counts), and add a typed public accessor
+ * (fdn_runtime_<m>) if wanted.
  */
 #ifndef FDN_CORE_RUNTIME_INT_H
 #define FDN_CORE_RUNTIME_INT_H
