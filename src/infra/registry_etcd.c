@@ -23,7 +23,9 @@
  *     its data), the namespace is ranged again.
  *   - the lease thread: keepalive every TTL/3 (without own_mu: a registration that holds it
  *     across a slow etcd call does not delay the keepalive); on a failure it retries every
- *     RETRY_MS. When
+ *     RETRY_MS. Each keepalive is bounded by TTL/3, or by the time left before the lease
+ *     expires when shorter (keepalive_bound_ms), whatever request_timeout_ms says: one stalled
+ *     keepalive gives up in time for a retry instead of outwaiting the lease. When
  *     etcd says the lease is gone (expired during an outage, revoked) it grants a new one and
  *     registers this process's entries again (create-if-absent: a name another process took in
  *     the meantime is given up and counted in `lost`).
@@ -132,10 +134,14 @@ struct fdn__regetcd {
     fdn__mutex_t mu;
     pthread_cond_t cv;
     bool stopping FDN_MEMBER_GUARDED_BY(mu);
-    bool kick FDN_MEMBER_GUARDED_BY(mu); /* tests: run a lease round now */
+    bool kick FDN_MEMBER_GUARDED_BY(mu); /* run a lease round now (lease_wake) */
 
     pthread_t lease_thr;
     bool lease_started;
+    /* when the lease expires at the latest as far as this process knows (CLOCK_MONOTONIC ns):
+     * the send time of the last keepalive (or grant) etcd answered + the TTL it answered. The
+     * lease thread's (create's before it starts). */
+    int64_t lease_expiry_ns;
 
     _Atomic uint64_t bad_values, relists, lease_grants, reregistrations, lost, keepalive_errors;
 };
@@ -145,6 +151,29 @@ struct fdn__regetcd {
 static int64_t keepalive_interval_ms(int64_t ttl_s)
 {
     return ttl_s * 1000 / 3;
+}
+
+/* The bound of a keepalive sent at now_ns: the keepalive interval, or the time left before the
+ * lease expires when that is shorter, whatever request_timeout_ms says (the client bounds
+ * every call by it too): a keepalive stalled on a slow etcd gives up while the lease still
+ * has time for a retry, instead of waiting past the lease's expiry. When the time left is
+ * gone (the lease expired, unless etcd extended it: a new leader does), the interval: etcd's
+ * answer tells. */
+static int64_t keepalive_bound_ms(const fdn__regetcd_t *r, int64_t now_ns)
+{
+    int64_t bound = keepalive_interval_ms(r->ttl_s);
+    int64_t left_ms = (r->lease_expiry_ns - now_ns) / 1000000;
+    if (left_ms > 0 && left_ms < bound)
+        bound = left_ms;
+    return bound;
+}
+
+/* When a lease that etcd answered with a TTL of ttl_s seconds (clamped: the number comes off
+ * the network) for a request sent at sent_ns expires at the latest. */
+static int64_t expiry_after(int64_t sent_ns, int64_t ttl_s)
+{
+    const int64_t year_s = 366LL * 86400;
+    return sent_ns + (ttl_s < 0 ? 0 : ttl_s > year_s ? year_s : ttl_s) * 1000000000LL;
 }
 
 static void count(_Atomic uint64_t *c)
@@ -608,6 +637,16 @@ static int reregister_all(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
     return 0;
 }
 
+/* Wake the lease thread for a round now rather than at its next period. Any thread; takes mu
+ * (own_mu may be held). */
+static void lease_wake(fdn__regetcd_t *r)
+{
+    fdn__mutex_lock(&r->mu);
+    r->kick = true;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
+}
+
 /* One round of the lease thread; returns when to run the next one (ms). The keepalive is sent
  * without own_mu, which register and unregister hold across their etcd calls; own_mu is taken
  * only when the lease is gone or entries wait to be registered again. */
@@ -619,13 +658,16 @@ static int64_t lease_round(fdn__regetcd_t *r)
     bool gone = false;
     if (id != 0) {
         int64_t ttl = 0;
-        int rc = fdn__etcd_lease_keepalive(r->cli, id, &ttl, NULL);
+        int64_t sent = fdn__mono_now_ns();
+        int rc = fdn__etcd_lease_keepalive(r->cli, id, keepalive_bound_ms(r, sent), &ttl, NULL);
         if (rc < 0) {
             count(&r->keepalive_errors);
             atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
             return RETRY_MS;
         }
         gone = ttl == 0; /* expired while etcd was away, or revoked */
+        if (!gone)
+            r->lease_expiry_ns = expiry_after(sent, ttl);
         atomic_store_explicit(&r->lease_ok, !gone, memory_order_relaxed);
         if (!gone && !atomic_load_explicit(&r->rereg_pub, memory_order_relaxed))
             return period;
@@ -636,11 +678,12 @@ static int64_t lease_round(fdn__regetcd_t *r)
         atomic_store_explicit(&r->lease_pub, 0, memory_order_relaxed);
     }
     if (r->lease_id == 0) {
-        int64_t nid = 0;
-        if (fdn__etcd_lease_grant(r->cli, r->ttl_s, &nid, NULL, NULL) < 0) {
+        int64_t nid = 0, granted = 0, sent = fdn__mono_now_ns();
+        if (fdn__etcd_lease_grant(r->cli, r->ttl_s, &nid, &granted, NULL) < 0) {
             fdn__mutex_unlock(&r->own_mu);
             return RETRY_MS;
         }
+        r->lease_expiry_ns = expiry_after(sent, granted);
         r->lease_id = nid;
         atomic_store_explicit(&r->lease_pub, nid, memory_order_relaxed);
         atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
@@ -670,10 +713,7 @@ static bool lease_nap(fdn__regetcd_t *r, int64_t ms)
 
 void fdn__regetcd_keepalive_now(fdn__regetcd_t *r)
 {
-    fdn__mutex_lock(&r->mu);
-    r->kick = true;
-    pthread_cond_broadcast(&r->cv);
-    fdn__mutex_unlock(&r->mu);
+    lease_wake(r);
 }
 
 static void *lease_main(void *arg)
@@ -711,7 +751,7 @@ void fdn__regetcd_destroy(void *state)
         pthread_join(r->lease_thr, NULL);
     fdn__mutex_lock(&r->own_mu);
     if (r->lease_id != 0 && r->cli != NULL)
-        (void)fdn__etcd_lease_revoke(r->cli, r->lease_id, NULL);
+        (void)fdn__etcd_lease_revoke(r->cli, r->lease_id, false, NULL);
     for (size_t i = 0; i < r->nowned; i++)
         owned_clear(&r->owned[i]);
     fdn__free(r->owned);
@@ -790,9 +830,9 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
     bool degraded = o->version >= 2 && o->start_unreachable;
     r->keep_when_down = degraded;
     rc = relist(r, err);
-    int64_t id = 0;
+    int64_t id = 0, granted = 0, sent = fdn__mono_now_ns();
     if (rc == 0)
-        rc = fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, NULL, err);
+        rc = fdn__etcd_lease_grant(r->cli, r->ttl_s, &id, &granted, err);
     if (rc < 0 && !(degraded && unreachable(rc)))
         goto fail;
     if (rc == 0) {
@@ -800,6 +840,7 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
         fdn__mutex_lock(&r->own_mu);
         r->lease_id = id;
         fdn__mutex_unlock(&r->own_mu);
+        r->lease_expiry_ns = expiry_after(sent, granted);
         atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
         atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
     }

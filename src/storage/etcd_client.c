@@ -5,7 +5,8 @@
  * A call: build the JSON body with jansson (keys and values base64, 64-bit numbers as
  * strings, logic/etcd_codec.c; a member whose allocation failed fails the whole request, and
  * so does a failed allocation of the dump, which jansson 2.14 goes on past), POST it to
- * /v3/<path> with CURLOPT_TIMEOUT_MS = the client's timeout (connect included), read the
+ * /v3/<path> with CURLOPT_TIMEOUT_MS = the client's timeout (connect included; a call may ask
+ * for a shorter bound: a lease keepalive, whose lease may expire sooner), read the
  * answer into a buffer capped at MAX_ANSWER, and check it: a transport failure, an HTTP status
  * other than 200, an answer that is not JSON or an {"error": ...} answer each become one FDN_E*
  * code with a message. Nothing is ever resent: a put that timed out may or may not have been
@@ -395,9 +396,10 @@ static json_t *number_body(const char *name, int64_t v)
     return o != NULL ? built(o, set(o, name, num(v))) : NULL;
 }
 
-/* The options of a POST of text to url, answered into fn(data), that every request shares. */
+/* The options of a POST of text to url, answered into fn(data), that every request shares;
+ * connect_ms bounds the connect. */
 static void post_setup(CURL *h, const fdn__etcd_t *c, const char *url, const char *text,
-                       curl_write_callback fn, void *data, char *ebuf)
+                       curl_write_callback fn, void *data, char *ebuf, int64_t connect_ms)
 {
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -406,14 +408,16 @@ static void post_setup(CURL *h, const fdn__etcd_t *c, const char *url, const cha
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fn);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, data);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
-/* POST body (consumed, may be NULL after an OOM) to /v3/<path>; *out gets the answer object. */
-static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+/* POST body (consumed, may be NULL after an OOM) to /v3/<path>, bounded by timeout_ms (connect
+ * included); *out gets the answer object. */
+static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, int64_t timeout_ms,
+                    json_t **out, fdn_error_t *err)
 {
     *out = NULL;
     if (body == NULL)
@@ -432,8 +436,8 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
     char ebuf[CURL_ERROR_SIZE];
     ebuf[0] = '\0';
     answer_t a = {FDN__BUF_INIT, false};
-    post_setup(h, c, url, text, on_answer, &a, ebuf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    post_setup(h, c, url, text, on_answer, &a, ebuf, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -477,14 +481,24 @@ static int call_raw(fdn__etcd_t *c, const char *path, json_t *body, json_t **out
     return rc;
 }
 
-/* call_raw through the guard (when protected), timed into the latency histogram. */
-static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+/* How one call is made (call_with). */
+typedef struct call_opts {
+    int64_t timeout_ms; /* its bound: 1..the client's timeout (0: the client's) */
+    bool unguarded;     /* past the guard: not asked, not told */
+} call_opts_t;
+
+/* call_raw through the guard (when protected and not o->unguarded), bounded by o->timeout_ms
+ * when shorter than the client's timeout, timed into the latency histogram. */
+static int call_with(fdn__etcd_t *c, const char *path, json_t *body, const call_opts_t *o,
+                     json_t **out, fdn_error_t *err)
 {
     int op = 0;
     while (op < FDN__ETCD_OPS - 1 && strcmp(OP_PATHS[op], path) != 0)
         op++;
     int64_t t0 = mono_us();
-    struct guard *g = atomic_load_explicit(&c->guard, memory_order_acquire);
+    struct guard *g = o->unguarded ? NULL : atomic_load_explicit(&c->guard, memory_order_acquire);
+    int64_t timeout_ms =
+        o->timeout_ms > 0 && o->timeout_ms < c->timeout_ms ? o->timeout_ms : c->timeout_ms;
     fdn__etcd_permit_t permit = {0, 0};
     if (g != NULL && g->ops.admit(g->g, &permit) != 0) {
         *out = NULL;
@@ -495,7 +509,7 @@ static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fd
                            "etcd at %s: not called, its circuit breaker is open after %s", c->url,
                            fdn_err_name(last ? last : FDN_ENETWORK));
     }
-    int rc = call_raw(c, path, body, out, err);
+    int rc = call_raw(c, path, body, timeout_ms, out, err);
     if (g != NULL) {
         bool failed = transport_failure(rc);
         if (failed)
@@ -504,6 +518,13 @@ static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fd
     }
     record_latency(c, op, outcome_of(rc), mono_us() - t0);
     return rc;
+}
+
+/* call_with the client's bound, through its guard. */
+static int call(fdn__etcd_t *c, const char *path, json_t *body, json_t **out, fdn_error_t *err)
+{
+    static const call_opts_t PLAIN = {0, false};
+    return call_with(c, path, body, &PLAIN, out, err);
 }
 
 int fdn__etcd_range(fdn__etcd_t *c, const char *key, size_t keylen, const char *range_end,
@@ -764,10 +785,12 @@ int fdn__etcd_lease_grant(fdn__etcd_t *c, int64_t ttl_s, int64_t *id, int64_t *t
     return 0;
 }
 
-int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_error_t *err)
+int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t timeout_ms, int64_t *ttl,
+                              fdn_error_t *err)
 {
     json_t *ans = NULL;
-    int rc = call(c, "lease/keepalive", number_body("ID", id), &ans, err);
+    call_opts_t o = {timeout_ms, false};
+    int rc = call_with(c, "lease/keepalive", number_body("ID", id), &o, &ans, err);
     if (rc < 0)
         return rc;
     /* a stream endpoint: one {"result": {...}} for our one request */
@@ -781,10 +804,11 @@ int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_erro
     return 0;
 }
 
-int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, fdn_error_t *err)
+int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, bool unguarded, fdn_error_t *err)
 {
     json_t *ans = NULL;
-    int rc = call(c, "lease/revoke", number_body("ID", id), &ans, err);
+    call_opts_t o = {0, unguarded};
+    int rc = call_with(c, "lease/revoke", number_body("ID", id), &o, &ans, err);
     json_decref(ans);
     return rc;
 }
@@ -922,7 +946,7 @@ int fdn__etcd_watch_run(fdn__etcd_watch_t *w, fdn__etcd_t *c, const char *key, s
     /* the connect and etcd's confirmation are bounded by the timeout: a server that accepts
      * and never answers (a stopped etcd, a proxy without a backend) is a failed watch */
     int64_t confirm_by = mono_us() + c->timeout_ms * 1000;
-    post_setup(h, c, url, text, on_stream, &s, ebuf);
+    post_setup(h, c, url, text, on_stream, &s, ebuf, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     int rc = 0;
     if (curl_multi_add_handle(w->multi, h) != CURLM_OK) {

@@ -139,12 +139,16 @@ int fdn__etcd_compact(fdn__etcd_t *c, int64_t revision, fdn_error_t *err);
 int fdn__etcd_lease_grant(fdn__etcd_t *c, int64_t ttl_s, int64_t *id, int64_t *ttl_granted,
                           fdn_error_t *err);
 
-/* Refresh lease id once. *ttl gets its remaining TTL in seconds; 0 means the lease is gone
- * (expired or revoked): the call itself succeeded. */
-int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t *ttl, fdn_error_t *err);
+/* Refresh lease id once, bounded by timeout_ms when that is shorter than the client's timeout
+ * (0: the client's; a keepalive must give up while the lease still has time for another).
+ * *ttl gets its remaining TTL in seconds; 0 means the lease is gone (expired or revoked): the
+ * call itself succeeded. */
+int fdn__etcd_lease_keepalive(fdn__etcd_t *c, int64_t id, int64_t timeout_ms, int64_t *ttl,
+                              fdn_error_t *err);
 
-/* Revoke lease id (its keys are deleted). An unknown lease is FDN_EEXTERNAL. */
-int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, fdn_error_t *err);
+/* Revoke lease id (its keys are deleted). An unknown lease is FDN_EEXTERNAL. unguarded: the
+ * call goes out whatever the guard says (a last call at shutdown) and is not reported to it. */
+int fdn__etcd_lease_revoke(fdn__etcd_t *c, int64_t id, bool unguarded, fdn_error_t *err);
 
 /* ---- watch stream -------------------------------------------------------------------------- */
 

@@ -76,7 +76,7 @@ static void put_sends_its_lease_and_value(void **state)
             break; /* the call made fewer than n allocations: every one was failed once */
     }
     assert_true(ok >= 1);
-    assert_int_equal(fdn__etcd_lease_revoke(c, lease, NULL), 0);
+    assert_int_equal(fdn__etcd_lease_revoke(c, lease, false, NULL), 0);
     fdn__etcd_destroy(c);
 }
 
@@ -169,7 +169,7 @@ static void put_if_absent_sends_its_lease_and_reads_the_holder(void **state)
                 break;
         }
     }
-    assert_int_equal(fdn__etcd_lease_revoke(c, lease, NULL), 0);
+    assert_int_equal(fdn__etcd_lease_revoke(c, lease, false, NULL), 0);
     fdn__etcd_destroy(c);
 }
 

@@ -712,7 +712,7 @@ static void lost_lease_is_granted_again_and_entries_come_back(void **state)
      * shows in the re-registration itself: it is create-if-absent, so it writes an entry under
      * the new lease only where the old one is gone (else it counts the name as lost). */
     fdn__etcd_t *c = raw();
-    assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, NULL), 0);
+    assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, false, NULL), 0);
     fdn__etcd_destroy(c);
     assert_true(wait_new_lease(obs, "api", "a1", before.lease_id, WAIT_MS));
     assert_true(wait_new_lease(obs, "api", "a2", before.lease_id, WAIT_MS));
@@ -754,6 +754,9 @@ typedef struct proxy {
     bool release;           /* let the held request through */
     bool keepalive_in_hold; /* a keepalive came while the held request's client still waited */
     bool gave_up_first;     /* the held request's client gave up (closed) before any keepalive */
+    bool hold_ka_armed;     /* hold the next lease/keepalive request */
+    bool ka_held;           /* a keepalive is held */
+    bool ka_gave_up;        /* the held keepalive's client gave up (closed its connection) */
 } proxy_t;
 
 typedef struct {
@@ -766,7 +769,34 @@ static bool contains(const char *buf, size_t n, const char *s)
     return memmem(buf, n, s, strlen(s)) != NULL;
 }
 
-/* Relay one connection both ways; a kv/txn request while armed is held until released. */
+/* Hold the keepalive request just read from cfd (p->mu held) until released, or until its
+ * client gives up (closes: true, the connection is done). */
+static bool proxy_hold_keepalive(proxy_t *p, int cfd)
+{
+    p->hold_ka_armed = false;
+    p->ka_held = true;
+    pthread_cond_broadcast(&p->cv);
+    while (!p->release && !p->stop) {
+        struct pollfd h = {cfd, POLLRDHUP, 0};
+        if (poll(&h, 1, 0) == 1 && (h.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            p->ka_gave_up = true;
+            pthread_cond_broadcast(&p->cv);
+            return true;
+        }
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += 10 * 1000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+        (void)pthread_cond_timedwait(&p->cv, &p->mu, &dl);
+    }
+    return false;
+}
+
+/* Relay one connection both ways; a kv/txn request while armed is held until released, and
+ * so is a lease/keepalive request while hold_ka_armed. */
 static void *proxy_conn(void *arg)
 {
     proxy_conn_t *pc = arg;
@@ -810,6 +840,11 @@ static void *proxy_conn(void *arg)
                 while (!p->release && !p->stop)
                     pthread_cond_wait(&p->cv, &p->mu);
                 p->held_fd = -1;
+            }
+            if (p->hold_ka_armed && contains(buf, (size_t)k, "POST /v3/lease/keepalive") &&
+                proxy_hold_keepalive(p, cfd)) {
+                pthread_mutex_unlock(&p->mu);
+                break;
             }
             pthread_mutex_unlock(&p->mu);
             if (write(ufd, buf, (size_t)k) != k)
@@ -915,6 +950,11 @@ static bool keepalive_decided(const proxy_t *p)
     return p->keepalive_in_hold || p->gave_up_first;
 }
 
+static bool ka_held(const proxy_t *p)
+{
+    return p->ka_held;
+}
+
 typedef struct {
     fdn_registry_t *r;
     int rc;
@@ -962,6 +1002,62 @@ static void keepalive_not_delayed_by_a_stalled_registration(void **state)
     proxy_stop(&p);
 }
 
+/* A keepalive that etcd does not answer gives up within the keepalive interval (TTL/3), or the
+ * time left on the lease when shorter, whatever request_timeout_ms says (30 s here, twice the
+ * TTL): the proxy holds one keepalive, whose client gives up while the lease still lives (an
+ * observer sees the entry go when the lease expires), and the next keepalive, 200 ms later,
+ * keeps the lease. The old keepalive waited the whole request timeout: the lease expired
+ * while it still waited (the observer saw the entry go first). */
+static void stalled_keepalive_gives_up_before_the_lease_expires(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "kastall");
+    proxy_t p;
+    proxy_start(&p);
+    /* TTL 15 s: keepalives every 5 s, each bounded by 5 s; the request timeout is 30 s */
+    fdn_registry_t *r = open_reg_at(p.url, ns, 15000, "proc");
+    fdn_registry_t *obs = open_reg(ns, 5000, "observer");
+    assert_int_equal(fdn_registry_register_shared(r, "api", "a1", "http://a1", NULL, 0, NULL), 0);
+    assert_true(wait_has(obs, "api", "a1", true, WAIT_MS) >= 0);
+    int64_t lease = stats(r).lease_id;
+    pthread_mutex_lock(&p.mu);
+    p.hold_ka_armed = true;
+    pthread_mutex_unlock(&p.mu);
+    fdn__regetcd_keepalive_now(fdn__registry_shared(r));
+    assert_true(proxy_wait(&p, ka_held));
+    /* which comes first: the held keepalive given up, or the lease expired */
+    bool gave_up = false, expired = false;
+    int64_t t0 = test_now_ms();
+    while (!gave_up && !expired && test_now_ms() - t0 < WAIT_MS) {
+        expired = !has(obs, "api", "a1", NULL);
+        pthread_mutex_lock(&p.mu);
+        gave_up = p.ka_gave_up;
+        pthread_mutex_unlock(&p.mu);
+        if (!gave_up && !expired)
+            test_pause_ms(10);
+    }
+    pthread_mutex_lock(&p.mu);
+    p.release = true; /* (the old code's keepalive still waits) */
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    fprintf(stderr, "held keepalive: gave up %d, lease expired first %d\n", gave_up, expired);
+    assert_false(expired);
+    assert_true(gave_up);
+    /* the failure is counted, and the next keepalive keeps the lease */
+    t0 = test_now_ms();
+    while ((stats(r).keepalive_errors < 1 || !stats(r).lease_ok) && test_now_ms() - t0 < WAIT_MS)
+        test_pause_ms(10);
+    fdn_registry_shared_stats_t st = stats(r);
+    assert_true(st.keepalive_errors >= 1);
+    assert_true(st.lease_ok);
+    assert_int_equal(st.lease_id, lease);
+    assert_int_equal(st.lease_grants, 1);
+    fdn_registry_destroy(obs);
+    fdn_registry_destroy(r);
+    proxy_stop(&p);
+}
+
 /* A registration between the loss of the lease (here revoked by another tool) and the lease
  * thread's next keepalive, which grants a new one, is a transient gap: FDN_EUNAVAILABLE (retry),
  * not etcd's "lease not found" as FDN_EEXTERNAL. The TTL is a day: the lease thread's first
@@ -975,7 +1071,7 @@ static void register_in_the_lease_gap_is_unavailable(void **state)
     assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a1", NULL, 0, NULL), 0);
     fdn_registry_shared_stats_t before = stats(a);
     fdn__etcd_t *c = raw();
-    assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, NULL), 0);
+    assert_int_equal(fdn__etcd_lease_revoke(c, before.lease_id, false, NULL), 0);
     fdn__etcd_destroy(c);
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_registry_register_shared(a, "api", "a2", "http://a2", NULL, 0, &err);
@@ -1291,6 +1387,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(register_in_the_lease_gap_is_unavailable),
         cmocka_unit_test(keepalive_not_delayed_by_a_stalled_registration),
+        cmocka_unit_test(stalled_keepalive_gives_up_before_the_lease_expires),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
