@@ -383,7 +383,8 @@ FDN_API int fdn_registry_open(fdn_registry_t **out, const fdn_registry_opts_t *o
  *         of fork(2) of the process that opened reg), FDN_ETOO_LARGE (the
  *         value passes max_value_bytes), FDN_ENOTSUP (no shared part), FDN_EUNAVAILABLE (no
  *         lease yet: etcd away; or the lease expired or was revoked and a new one is not
- *         granted yet: retry), FDN_ECONNREFUSED / FDN_ETIMEDOUT / FDN_ENETWORK /
+ *         granted yet: the call wakes the lease thread, which grants one at once: retry),
+ *         FDN_ECONNREFUSED / FDN_ETIMEDOUT / FDN_ENETWORK /
  *         FDN_EEXTERNAL (etcd; after a timeout the entry may exist: register again), FDN_ENOMEM
  * @thread_safety any (calls are serialised with the lease's re-registration)
  * @since 0.3.0

@@ -974,9 +974,11 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     rc = fdn__etcd_put_if_absent(r->cli, key, klen, value, vlen, r->lease_id, &created, &ex, &rev,
                                  &perr);
     if (rc == FDN_EEXTERNAL && strstr(perr.message, "lease not found") != NULL) {
-        /* the lease expired or was revoked, and the lease thread has not granted a new one yet
-         * (it does at its next keepalive, and registers this process's entries again): a gap,
-         * not a refusal */
+        /* the lease expired or was revoked, and the lease thread has not granted a new one yet:
+         * a gap, not a refusal. The lease thread is woken to learn it from its keepalive now
+         * (not up to TTL/3 later), grant a new lease and register this process's entries
+         * again; the caller retries. */
+        lease_wake(r);
         rc = fdn_err_set(err, FDN_EUNAVAILABLE,
                          "registering %s/%s: this process's etcd lease %lld is gone (expired or "
                          "revoked) and a new one is not granted yet: retry",
