@@ -346,8 +346,10 @@ typedef struct fdn_registry_etcd_opts {
  * opts->name ("default" when NULL); it must not contain '/'. Before returning it grants the
  * lease and fills the cache, so etcd must answer now (unless etcd->start_unreachable: then an
  * etcd that does not answer leaves the registry stale, without a lease, until it does);
- * afterwards an outage is survived (see above). fdn_registry_destroy revokes the lease (this
- * process's entries disappear at once), stops the two threads and frees everything.
+ * afterwards an outage is survived (see above). fdn_registry_destroy stops the two threads,
+ * revokes the lease (this process's entries disappear at once; one call bounded by
+ * request_timeout_ms, made even while the breaker around etcd is open, since entries left
+ * behind would be looked up by the fleet until the TTL ends) and frees everything.
  * The shared part is the opening process's: in a child of fork(2) (which has none of its
  * threads, and whose parent holds the lease) fdn_registry_destroy leaves it alone (no join, no
  * revoke: the parent's entries stay; its memory is left to the child's exit), registering and

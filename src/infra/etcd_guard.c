@@ -45,6 +45,13 @@ static void destroy(void *g)
 
 static const fdn__etcd_guard_ops_t BREAKER_GUARD = {admit, done, state, destroy};
 
+fdn_breaker_t *fdn__etcd_guard_breaker_of(const fdn__etcd_t *c)
+{
+    const fdn__etcd_guard_ops_t *ops = NULL;
+    void *g = fdn__etcd_guard(c, &ops);
+    return g != NULL && ops->admit == admit ? g : NULL;
+}
+
 int fdn__etcd_guard_breaker(fdn__etcd_t *c, const char *client)
 {
     fdn_breaker_opts_t bo = FDN_BREAKER_OPTS_INIT;

@@ -10,4 +10,8 @@
  * ms). 0, FDN_EBUSY (c has a guard), FDN_ENOMEM. Any thread. */
 int fdn__etcd_guard_breaker(fdn__etcd_t *c, const char *client);
 
+/* The breaker that fdn__etcd_guard_breaker installed on c, or NULL (no guard, or another one):
+ * for tests and tools (its status; forcing it open). Valid while c lives. Any thread. */
+struct fdn_breaker *fdn__etcd_guard_breaker_of(const fdn__etcd_t *c);
+
 #endif

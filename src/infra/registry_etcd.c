@@ -55,8 +55,9 @@
  * unregister refuse, and the cache, which nothing follows there, is stale.
  *
  * Shutdown (fdn__regetcd_destroy): set stopping, wake the lease thread, stop and join the
- * watcher (fdn__etcd_watcher_destroy) and the lease thread, revoke the lease (bounded by the
- * timeout; its entries disappear at once), free everything.
+ * watcher (fdn__etcd_watcher_destroy) and the lease thread, revoke the lease (one call bounded
+ * by the timeout, made whatever the breaker's state; its entries disappear at once), free
+ * everything.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -750,8 +751,13 @@ void fdn__regetcd_destroy(void *state)
     if (r->lease_started)
         pthread_join(r->lease_thr, NULL);
     fdn__mutex_lock(&r->own_mu);
+    /* one revoke, past the breaker (unguarded): an open breaker would reject it, and this
+     * process's entries would stay visible to the fleet until the TTL ends although it is
+     * going away. One call bounded by the request timeout does not pile up on a dead etcd
+     * (what the breaker is for), and the breaker is not told (it is destroyed with the
+     * client). */
     if (r->lease_id != 0 && r->cli != NULL)
-        (void)fdn__etcd_lease_revoke(r->cli, r->lease_id, false, NULL);
+        (void)fdn__etcd_lease_revoke(r->cli, r->lease_id, true, NULL);
     for (size_t i = 0; i < r->nowned; i++)
         owned_clear(&r->owned[i]);
     fdn__free(r->owned);

@@ -179,6 +179,14 @@ int fdn__etcd_guard_state(const fdn__etcd_t *c)
     return g != NULL ? g->ops.state(g->g) : -1;
 }
 
+void *fdn__etcd_guard(const fdn__etcd_t *c, const fdn__etcd_guard_ops_t **ops)
+{
+    struct guard *g = atomic_load_explicit(&((fdn__etcd_t *)c)->guard, memory_order_acquire);
+    if (ops != NULL)
+        *ops = g != NULL ? &g->ops : NULL;
+    return g != NULL ? g->g : NULL;
+}
+
 const char *fdn__etcd_op_name(int op)
 {
     return op >= 0 && op < FDN__ETCD_OPS ? OP_NAMES[op] : "?";

@@ -52,6 +52,10 @@ int fdn__etcd_set_guard(fdn__etcd_t *c, const fdn__etcd_guard_ops_t *ops, void *
 /* The guard's state (fdn_breaker_state_t), -1 when the client has no guard. Any thread. */
 int fdn__etcd_guard_state(const fdn__etcd_t *c);
 
+/* The client's guard object, and its ops in *ops (may be NULL); NULL when it has none. Valid
+ * while c lives. Any thread. */
+void *fdn__etcd_guard(const fdn__etcd_t *c, const fdn__etcd_guard_ops_t **ops);
+
 /* Latency of the client's calls (any thread), per operation and outcome: cumulative counts
  * per bound (seconds: 0.001 0.0025 0.005 0.01 0.025 0.1 1) then the total, and the sum. */
 enum {

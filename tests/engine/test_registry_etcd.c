@@ -35,6 +35,7 @@
 #include <fdn/runtime.h>
 
 #include "core/registry_int.h"
+#include "infra/etcd_guard.h"
 #include "infra/registry_shared.h"
 #include "services/config_etcd.h"
 #include "storage/etcd_client.h"
@@ -1099,6 +1100,27 @@ static void register_in_the_lease_gap_is_unavailable(void **state)
     fdn_registry_destroy(a);
 }
 
+/* fdn_registry_destroy revokes the lease even while the breaker around etcd is open (here
+ * forced open, as an operator could; etcd answers): one bounded call past the breaker, so this
+ * process's entries go at once rather than when the TTL (a day here) ends. The old destroy
+ * asked the breaker, which rejected the revoke: the entries stayed. */
+static void destroy_revokes_the_lease_with_the_breaker_open(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "revokeopen");
+    fdn_registry_t *a = open_reg(ns, 86400000, "proc-a");
+    fdn_registry_t *obs = open_reg(ns, 5000, "observer");
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a1", NULL, 0, NULL), 0);
+    assert_true(wait_has(obs, "api", "a1", true, WAIT_MS) >= 0);
+    fdn_breaker_t *b = fdn__etcd_guard_breaker_of(fdn__regetcd_client(fdn__registry_shared(a)));
+    assert_non_null(b);
+    fdn_breaker_force_open(b);
+    fdn_registry_destroy(a);
+    assert_true(wait_has(obs, "api", "a1", false, WAIT_MS) >= 0);
+    fdn_registry_destroy(obs);
+}
+
 /* A one-shot HTTP server that answers anything with a body that is not JSON. */
 static void *not_etcd(void *arg)
 {
@@ -1402,6 +1424,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(register_in_the_lease_gap_is_unavailable),
         cmocka_unit_test(keepalive_not_delayed_by_a_stalled_registration),
         cmocka_unit_test(stalled_keepalive_gives_up_before_the_lease_expires),
+        cmocka_unit_test(destroy_revokes_the_lease_with_the_breaker_open),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
         cmocka_unit_test_setup_teardown(etcd_restart_stale_then_fresh, own_etcd_up, own_etcd_down),
