@@ -372,8 +372,11 @@ FDN_API int fdn_registry_open(fdn_registry_t **out, const fdn_registry_opts_t *o
 /**
  * Register `service`/`instance` → endpoint in the shared registry, if absent, under this
  * process's lease. Registering again a name this process holds (same lease) succeeds and
- * changes nothing. The entry is re-registered by the registry if the lease is lost and
- * granted again.
+ * changes nothing, unless the entry is gone from etcd (the cache, following etcd, does not
+ * show it): then it is written again. The process stays the entry's source of truth until it
+ * unregisters it: the registry writes the entry again if the lease is lost and granted
+ * again, and when the entry is deleted by another tool (the watch shows it; a name another
+ * process took meanwhile is given up and counted in fdn_registry_shared_stats_t.lost).
  * @param[in] reg       a registry made by fdn_registry_open
  * @param[in] service   1..FDN_REGISTRY_NAME_MAX bytes, no '/'
  * @param[in] instance  1..FDN_REGISTRY_NAME_MAX bytes, no '/'
@@ -505,7 +508,8 @@ typedef struct fdn_registry_shared_stats {
     uint64_t compactions;      /**< watches ended because their revision was compacted */
     uint64_t watch_errors;     /**< watches that ended otherwise (etcd away, bad message) */
     uint64_t lease_grants;     /**< leases granted, the first included */
-    uint64_t reregistrations;  /**< entries registered again under a new lease */
+    uint64_t reregistrations;  /**< entries written again: under a new lease, or after
+                                    another tool deleted them */
     uint64_t lost;             /**< entries not re-registered: another process took the name */
     uint64_t keepalive_errors; /**< keepalives that failed */
 } fdn_registry_shared_stats_t;

@@ -29,6 +29,14 @@
  *     etcd says the lease is gone (expired during an outage, revoked) it grants a new one and
  *     registers this process's entries again (create-if-absent: a name another process took in
  *     the meantime is given up and counted in `lost`).
+ *   - this process is the source of truth for its entries while it lives: when the watch shows
+ *     one of them (an entry under this process's lease) deleted or replaced (another tool, or
+ *     etcd expiring the lease), or after a relist (which replaces deletes the watch missed),
+ *     the watch thread wakes the lease thread with `verify`; its round (keepalive first: a
+ *     lease found gone is granted again as above) writes again, create-if-absent, each entry
+ *     the cache does not show under the lease with its create revision (reregister_all with
+ *     only_missing). A registration of an entry this process holds does the same for that
+ *     entry at once when the cache follows etcd and does not show it (register_again).
  *
  * Start while etcd is away (start_unreachable): the first range and the lease grant may fail
  * with a transport error; the cache is then empty at revision 0 (the watcher starts stale and
@@ -136,6 +144,8 @@ struct fdn__regetcd {
     pthread_cond_t cv;
     bool stopping FDN_MEMBER_GUARDED_BY(mu);
     bool kick FDN_MEMBER_GUARDED_BY(mu); /* run a lease round now (lease_wake) */
+    /* that round also checks this process's entries against the cache (lease_wake) */
+    bool verify FDN_MEMBER_GUARDED_BY(mu);
 
     pthread_t lease_thr;
     bool lease_started;
@@ -180,6 +190,18 @@ static int64_t expiry_after(int64_t sent_ns, int64_t ttl_s)
 static void count(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* Wake the lease thread for a round now rather than at its next period; verify: that round
+ * also writes again this process's entries that the cache does not show (deleted by another
+ * tool, or by etcd with a lost lease). Any thread; takes mu (own_mu may be held). */
+static void lease_wake(fdn__regetcd_t *r, bool verify)
+{
+    fdn__mutex_lock(&r->mu);
+    r->kick = true;
+    r->verify = r->verify || verify;
+    pthread_cond_broadcast(&r->cv);
+    fdn__mutex_unlock(&r->mu);
 }
 
 /* Is this a child of fork(2) of the process that opened r? It has none of r's threads and r's
@@ -457,6 +479,10 @@ static int relist(fdn__regetcd_t *r, fdn_error_t *err)
     table_index(t);
     count(&r->relists); /* before the table: whoever sees it sees the relist counted */
     publish(r, t, rev);
+    /* a delete this relist replaced a watch for (after an outage, a compaction) may have
+     * been of this process's entries: the lease thread checks them against the new table */
+    if (atomic_load_explicit(&r->nowned_pub, memory_order_relaxed) > 0)
+        lease_wake(r, true);
     return 0;
 }
 
@@ -471,6 +497,10 @@ static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
     t->n = cur->n;
     for (size_t i = 0; i < t->n; i++)
         fdn__registry_instance_ref(t->v[i]);
+    /* this process's lease: an entry under it that an event deletes or replaces (another
+     * tool, or etcd expiring the lease) makes the lease thread check this process's entries */
+    int64_t mine = atomic_load_explicit(&r->lease_pub, memory_order_relaxed);
+    bool mine_gone = false;
     for (size_t e = 0; e < m->nevents; e++) {
         const fdn__etcd_kv_t *kv = &m->events[e].kv;
         fdn_registry_instance_t *inst = NULL;
@@ -505,6 +535,10 @@ static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
         ins[ilen] = '\0';
         size_t at = lower_bound(t->v, t->n, svc, ins);
         bool found = at < t->n && cmp_names(t->v[at]->service, t->v[at]->instance, svc, ins) == 0;
+        if (found && mine != 0 && t->v[at]->lease == mine &&
+            (inst == NULL || inst->lease != mine ||
+             inst->create_revision != t->v[at]->create_revision))
+            mine_gone = true;
         if (inst != NULL && found) {
             fdn__registry_instance_unref(t->v[at]);
             t->v[at] = inst;
@@ -520,6 +554,8 @@ static int apply_events(fdn__regetcd_t *r, const fdn__etcd_watch_msg_t *m)
     }
     table_index(t);
     publish(r, t, m->revision);
+    if (mine_gone) /* after the publish: the lease thread checks against this table */
+        lease_wake(r, true);
     return 0;
 }
 
@@ -604,54 +640,85 @@ static bool owned_add(fdn__regetcd_t *r, const char *service, const char *instan
     return true;
 }
 
-/* Register every owned entry again under the current lease. Returns 0 or the first etcd
- * error (the rest stay pending). */
-static int reregister_all(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
+/* Does the cache show owned entry o as this process wrote it (under lease, with o's create
+ * revision)? A cache that lags behind etcd may still show an entry just deleted: its watch
+ * then tells (apply_events). */
+static bool cache_shows(fdn__regetcd_t *r, const owned_t *o, int64_t lease)
 {
-    for (size_t i = 0; i < r->nowned;) {
-        owned_t *o = &r->owned[i];
-        size_t klen;
-        char *key = key_of(r, o->service, o->instance, &klen);
-        if (key == NULL)
-            return FDN_ENOMEM;
-        bool created = false;
-        fdn__etcd_kv_t ex;
-        int64_t rev = 0;
-        int rc = fdn__etcd_put_if_absent(r->cli, key, klen, o->value, o->valuelen, r->lease_id,
-                                         &created, &ex, &rev, NULL);
-        fdn__free(key);
-        if (rc < 0)
-            return rc;
-        if (created) {
-            o->create_revision = rev;
-            count(&r->reregistrations);
-            i++;
-        } else if (ex.lease == r->lease_id && ex.key != NULL) {
-            o->create_revision = ex.create_revision;
-            i++;
-        } else {
-            count(&r->lost);
-            owned_remove(r, i);
-        }
-        fdn__etcd_kv_clear(&ex);
-    }
-    return 0;
+    fdn__rcu_read_begin();
+    const table_t *t = atomic_load_explicit(&r->table, memory_order_acquire);
+    const fdn_registry_instance_t *e = table_find(t, o->service, o->instance);
+    bool yes =
+        e != NULL && lease != 0 && e->lease == lease && e->create_revision == o->create_revision;
+    fdn__rcu_read_end();
+    return yes;
 }
 
-/* Wake the lease thread for a round now rather than at its next period. Any thread; takes mu
- * (own_mu may be held). */
-static void lease_wake(fdn__regetcd_t *r)
+/* Write owned entry i again under the current lease, if absent. 1: it is in etcd now (written:
+ * *rev gets its revision and it is counted in reregistrations; or found under this lease, *rev
+ * 0); 0: another process holds the name: given up (removed from the list, counted in lost),
+ * its record in *holder (may be NULL; else the caller clears it); < 0: an etcd error (err),
+ * nothing changed. */
+static int rewrite_owned(fdn__regetcd_t *r, size_t i, int64_t *rev, fdn__etcd_kv_t *holder,
+                         fdn_error_t *err) FDN_REQUIRES(r->own_mu)
 {
-    fdn__mutex_lock(&r->mu);
-    r->kick = true;
-    pthread_cond_broadcast(&r->cv);
-    fdn__mutex_unlock(&r->mu);
+    owned_t *o = &r->owned[i];
+    *rev = 0;
+    size_t klen;
+    char *key = key_of(r, o->service, o->instance, &klen);
+    if (key == NULL)
+        return fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", o->service, o->instance);
+    bool created = false;
+    fdn__etcd_kv_t ex;
+    int rc = fdn__etcd_put_if_absent(r->cli, key, klen, o->value, o->valuelen, r->lease_id,
+                                     &created, &ex, rev, err);
+    fdn__free(key);
+    if (rc < 0)
+        return rc;
+    if (created) {
+        o->create_revision = *rev;
+        count(&r->reregistrations);
+        rc = 1;
+    } else if (ex.key != NULL && ex.lease == r->lease_id) {
+        o->create_revision = ex.create_revision;
+        *rev = 0;
+        rc = 1;
+    } else {
+        count(&r->lost);
+        owned_remove(r, i);
+        *rev = 0;
+        rc = 0;
+    }
+    if (rc == 0 && holder != NULL)
+        *holder = ex;
+    else
+        fdn__etcd_kv_clear(&ex);
+    return rc;
+}
+
+/* Register the owned entries again under the current lease: every one, or (only_missing) those
+ * the cache does not show. Returns 0 or the first etcd error (the rest stay pending). */
+static int reregister_all(fdn__regetcd_t *r, bool only_missing) FDN_REQUIRES(r->own_mu)
+{
+    for (size_t i = 0; i < r->nowned;) {
+        if (only_missing && cache_shows(r, &r->owned[i], r->lease_id)) {
+            i++;
+            continue;
+        }
+        int64_t rev;
+        int rc = rewrite_owned(r, i, &rev, NULL, NULL);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            i++; /* (else the entry was removed: the last one moved to i) */
+    }
+    return 0;
 }
 
 /* One round of the lease thread; returns when to run the next one (ms). The keepalive is sent
  * without own_mu, which register and unregister hold across their etcd calls; own_mu is taken
  * only when the lease is gone or entries wait to be registered again. */
-static int64_t lease_round(fdn__regetcd_t *r)
+static int64_t lease_round(fdn__regetcd_t *r, bool verify)
 {
     int64_t period = keepalive_interval_ms(r->ttl_s);
     /* only this thread changes the lease once it runs */
@@ -670,7 +737,7 @@ static int64_t lease_round(fdn__regetcd_t *r)
         if (!gone)
             r->lease_expiry_ns = expiry_after(sent, ttl);
         atomic_store_explicit(&r->lease_ok, !gone, memory_order_relaxed);
-        if (!gone && !atomic_load_explicit(&r->rereg_pub, memory_order_relaxed))
+        if (!gone && !verify && !atomic_load_explicit(&r->rereg_pub, memory_order_relaxed))
             return period;
     }
     fdn__mutex_lock(&r->own_mu);
@@ -691,16 +758,19 @@ static int64_t lease_round(fdn__regetcd_t *r)
         count(&r->lease_grants);
         r->rereg_pending = r->nowned > 0;
     }
-    if (r->rereg_pending && reregister_all(r) == 0)
+    if (r->rereg_pending && reregister_all(r, false) == 0)
         r->rereg_pending = false;
+    else if (!r->rereg_pending && verify && reregister_all(r, true) < 0)
+        r->rereg_pending = true; /* etcd failed: all of them again at the retry */
     atomic_store_explicit(&r->rereg_pub, r->rereg_pending, memory_order_relaxed);
     bool retry = r->rereg_pending;
     fdn__mutex_unlock(&r->own_mu);
     return retry ? RETRY_MS : period;
 }
 
-/* Sleep ms unless stopping or kicked. Returns true when stopping. */
-static bool lease_nap(fdn__regetcd_t *r, int64_t ms)
+/* Sleep ms unless stopping or kicked. Returns true when stopping; *verify: the round is to
+ * check this process's entries (lease_wake). */
+static bool lease_nap(fdn__regetcd_t *r, int64_t ms, bool *verify)
 {
     int64_t dl = fdn__deadline_after_ms(ms);
     fdn__mutex_lock(&r->mu);
@@ -708,13 +778,15 @@ static bool lease_nap(fdn__regetcd_t *r, int64_t ms)
     }
     bool stop = r->stopping;
     r->kick = false;
+    *verify = r->verify;
+    r->verify = false;
     fdn__mutex_unlock(&r->mu);
     return stop;
 }
 
 void fdn__regetcd_keepalive_now(fdn__regetcd_t *r)
 {
-    lease_wake(r);
+    lease_wake(r, false);
 }
 
 static void *lease_main(void *arg)
@@ -723,8 +795,9 @@ static void *lease_main(void *arg)
     int64_t next_ms = atomic_load_explicit(&r->lease_pub, memory_order_relaxed) != 0
                           ? keepalive_interval_ms(r->ttl_s)
                           : RETRY_MS;
-    while (!lease_nap(r, next_ms))
-        next_ms = lease_round(r);
+    bool verify = false;
+    while (!lease_nap(r, next_ms, &verify))
+        next_ms = lease_round(r, verify);
     return NULL;
 }
 
@@ -892,6 +965,63 @@ static ssize_t owned_find(const fdn__regetcd_t *r, const char *service, const ch
     return -1;
 }
 
+/* The answer to a registration whose put etcd refused with "lease not found": the lease
+ * expired or was revoked, and the lease thread has not granted a new one yet: a gap, not a
+ * refusal. The lease thread is woken to learn it from its keepalive now (not up to TTL/3
+ * later), grant a new lease and register this process's entries again; the caller retries. */
+static int lease_gap(fdn__regetcd_t *r, const char *service, const char *instance, int64_t lease,
+                     fdn_error_t *err)
+{
+    lease_wake(r, false);
+    return fdn_err_set(err, FDN_EUNAVAILABLE,
+                       "registering %s/%s: this process's etcd lease %lld is gone (expired or "
+                       "revoked) and a new one is not granted yet: retry",
+                       service, instance, (long long)lease);
+}
+
+/* The answer to a registration of a name that ex (the key's record) shows another process
+ * holds: FDN_EEXIST naming the holder. */
+static int held_by_another(const fdn__regetcd_t *r, const char *service, const char *instance,
+                           const fdn__etcd_kv_t *ex, fdn_error_t *err)
+{
+    fdn_registry_instance_t *holder = NULL;
+    const char *who = "another process";
+    if (ex->key != NULL &&
+        fdn__registry_instance_from_kv(r->key_prefix, r->key_prefixlen, ex, SIZE_MAX, &holder) == 0)
+        who = holder->owner;
+    int rc = fdn_err_set(err, FDN_EEXIST, "%s/%s is already registered by %s (lease %lld)", service,
+                         instance, who, (long long)ex->lease);
+    fdn_err_add_context(err, "service", "%s", service);
+    fdn_err_add_context(err, "instance", "%s", instance);
+    fdn__registry_instance_unref(holder);
+    return rc;
+}
+
+/* Registering again owned entry i (same value), which the cache, following etcd, does not show
+ * (deleted by another tool, or with a lost lease): write it again now, as the lease thread would
+ * once the watch tells it. 0 (in etcd now; *rev: its revision when written), FDN_EEXIST
+ * (another process took the name: given up), or an etcd error. */
+static int register_again(fdn__regetcd_t *r, size_t i, const char *service, const char *instance,
+                          int64_t *rev, fdn_error_t *err) FDN_REQUIRES(r->own_mu)
+{
+    fdn__etcd_kv_t ex;
+    memset(&ex, 0, sizeof(ex));
+    fdn_error_t perr = FDN_ERROR_INIT;
+    int rc = rewrite_owned(r, i, rev, &ex, &perr);
+    if (rc == 1)
+        return 0;
+    if (rc == 0) {
+        rc = held_by_another(r, service, instance, &ex, err);
+        fdn__etcd_kv_clear(&ex);
+        return rc;
+    }
+    if (rc == FDN_EEXTERNAL && strstr(perr.message, "lease not found") != NULL)
+        return lease_gap(r, service, instance, r->lease_id, err);
+    if (err != NULL)
+        *err = perr;
+    return rc;
+}
+
 int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *instance,
                           const char *endpoint, const fdn_registry_meta_t *meta, size_t nmeta,
                           fdn_error_t *err)
@@ -928,6 +1058,14 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
         bool same =
             r->owned[mine].valuelen == vlen && memcmp(r->owned[mine].value, value, vlen) == 0;
         bool pending = r->owned[mine].create_revision == 0; /* kept while etcd is away */
+        if (same && !pending && r->lease_id != 0 && !fdn__etcd_watcher_stale(r->watcher) &&
+            !cache_shows(r, &r->owned[mine], r->lease_id)) {
+            rc = register_again(r, (size_t)mine, service, instance, &rev, err);
+            fdn__mutex_unlock(&r->own_mu);
+            if (rc == 0 && rev > 0 && !fdn__etcd_watcher_stale(r->watcher))
+                wait_revision(r, rev);
+            goto out;
+        }
         fdn__mutex_unlock(&r->own_mu);
         if (!same)
             rc = fdn_err_set(err, FDN_EEXIST,
@@ -980,15 +1118,7 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
     rc = fdn__etcd_put_if_absent(r->cli, key, klen, value, vlen, r->lease_id, &created, &ex, &rev,
                                  &perr);
     if (rc == FDN_EEXTERNAL && strstr(perr.message, "lease not found") != NULL) {
-        /* the lease expired or was revoked, and the lease thread has not granted a new one yet:
-         * a gap, not a refusal. The lease thread is woken to learn it from its keepalive now
-         * (not up to TTL/3 later), grant a new lease and register this process's entries
-         * again; the caller retries. */
-        lease_wake(r);
-        rc = fdn_err_set(err, FDN_EUNAVAILABLE,
-                         "registering %s/%s: this process's etcd lease %lld is gone (expired or "
-                         "revoked) and a new one is not granted yet: retry",
-                         service, instance, (long long)r->lease_id);
+        rc = lease_gap(r, service, instance, r->lease_id, err);
     } else if (rc < 0 && err != NULL) {
         *err = perr;
     }
@@ -1003,16 +1133,7 @@ int fdn__regetcd_register(fdn__regetcd_t *r, const char *service, const char *in
             rc = fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", service, instance);
         }
     } else if (rc == 0) {
-        fdn_registry_instance_t *holder = NULL;
-        const char *who = "another process";
-        if (ex.key != NULL && fdn__registry_instance_from_kv(r->key_prefix, r->key_prefixlen, &ex,
-                                                             SIZE_MAX, &holder) == 0)
-            who = holder->owner;
-        rc = fdn_err_set(err, FDN_EEXIST, "%s/%s is already registered by %s (lease %lld)", service,
-                         instance, who, (long long)ex.lease);
-        fdn_err_add_context(err, "service", "%s", service);
-        fdn_err_add_context(err, "instance", "%s", instance);
-        fdn__registry_instance_unref(holder);
+        rc = held_by_another(r, service, instance, &ex, err);
     }
     fdn__mutex_unlock(&r->own_mu);
     fdn__etcd_kv_clear(&ex);

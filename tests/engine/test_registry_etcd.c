@@ -736,6 +736,97 @@ static void lost_lease_is_granted_again_and_entries_come_back(void **state)
     fdn_registry_destroy(a);
 }
 
+/* Delete key (another tool's delete); its revision in *rev. */
+static void raw_delete(const char *key)
+{
+    fdn__etcd_t *c = raw();
+    int64_t n = 0;
+    assert_int_equal(fdn__etcd_delete(c, key, strlen(key), NULL, 0, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    fdn__etcd_destroy(c);
+}
+
+/* Wait until r's stats count at least n re-registrations (bounded); true then. */
+static bool wait_reregistrations(fdn_registry_t *r, uint64_t n)
+{
+    int64_t t0 = test_now_ms();
+    while (stats(r).reregistrations < n)
+        if (test_now_ms() - t0 > WAIT_MS)
+            return false;
+        else
+            test_pause_ms(10);
+    return true;
+}
+
+/* Wait until r shows api/<instance> under lease written after revision after (bounded); its
+ * mod revision then, else 0. */
+static int64_t wait_written_after(fdn_registry_t *r, const char *instance, int64_t after,
+                                  int64_t lease)
+{
+    int64_t t0 = test_now_ms();
+    for (;;) {
+        fdn_registry_instance_t *i = NULL;
+        int64_t rev = 0;
+        if (fdn_registry_lookup_shared(r, "api", instance, &i, NULL) == 0 &&
+            fdn_registry_instance_lease(i) == lease)
+            rev = fdn_registry_instance_mod_revision(i);
+        fdn_registry_instance_release(i);
+        if (rev > after)
+            return rev;
+        if (test_now_ms() - t0 > WAIT_MS)
+            return 0;
+        test_pause_ms(10);
+    }
+}
+
+/* An entry of this process that another tool deletes comes back while the process lives (it is
+ * the entry's source of truth, as after a lost lease): the watch shows the delete and the lease
+ * thread writes the entry again at once; registering it again also writes it when the cache
+ * does not show it. The old code wrote nothing: its list had the entry, so registering again
+ * answered 0 ("already registered") and the entry stayed gone from etcd for the fleet. */
+static void entry_deleted_by_another_tool_comes_back(void **state)
+{
+    (void)state;
+    char ns[64], key[160];
+    test_engine_unique_name(ns, sizeof(ns), "deleted");
+    snprintf(key, sizeof(key), "/fdn/registry/%s/api/a1", ns);
+    /* TTL a day: no keepalive by the period during the test */
+    fdn_registry_t *a = open_reg(ns, 86400000, "proc-a");
+    fdn_registry_t *obs = open_reg(ns, 5000, "observer");
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a1", NULL, 0, NULL), 0);
+    assert_true(wait_has(obs, "api", "a1", true, WAIT_MS) >= 0);
+    int64_t lease = stats(a).lease_id;
+    fdn_registry_instance_t *i = NULL;
+    assert_int_equal(fdn_registry_lookup_shared(obs, "api", "a1", &i, NULL), 0);
+    int64_t rev0 = fdn_registry_instance_mod_revision(i);
+    fdn_registry_instance_release(i);
+
+    /* deleted, then registered again: 0, and the entry is in etcd again (written by the
+     * registration, or by the lease thread if the watch told it first) */
+    raw_delete(key);
+    assert_int_equal(fdn_registry_register_shared(a, "api", "a1", "http://a1", NULL, 0, NULL), 0);
+    assert_true(wait_reregistrations(a, 1));
+    int64_t rev1 = wait_written_after(obs, "a1", rev0, lease);
+    assert_true(rev1 > rev0);
+
+    /* deleted again: written again by the lease thread, with nothing asked of the process */
+    raw_delete(key);
+    assert_true(wait_reregistrations(a, 2));
+    assert_true(wait_written_after(obs, "a1", rev1, lease) > rev1);
+    fdn_registry_shared_stats_t st = stats(a);
+    assert_int_equal(st.owned, 1);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.lease_grants, 1);
+    assert_int_equal(st.lease_id, lease);
+
+    /* unregistered: its delete is not undone */
+    assert_int_equal(fdn_registry_unregister_shared(a, "api", "a1", NULL), 0);
+    assert_true(wait_has(obs, "api", "a1", false, WAIT_MS) >= 0);
+    assert_int_equal(stats(a).owned, 0);
+    fdn_registry_destroy(obs);
+    fdn_registry_destroy(a);
+}
+
 /* ---- a loopback proxy before etcd that can hold one registration's txn ------------------ */
 
 #define PROXY_CONNS 64
@@ -1422,6 +1513,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(compaction_behind_another_is_no_error),
         cmocka_unit_test(lost_lease_is_granted_again_and_entries_come_back),
         cmocka_unit_test(register_in_the_lease_gap_is_unavailable),
+        cmocka_unit_test(entry_deleted_by_another_tool_comes_back),
         cmocka_unit_test(keepalive_not_delayed_by_a_stalled_registration),
         cmocka_unit_test(stalled_keepalive_gives_up_before_the_lease_expires),
         cmocka_unit_test(destroy_revokes_the_lease_with_the_breaker_open),
