@@ -50,9 +50,10 @@
  * entries; it is held across the network calls of register, unregister and the lease
  * thread's grant and re-registration, so a registration never lands on a lease that is being
  * replaced (calls are bounded by the request timeout). The keepalive takes no lock: it needs only
- * the lease id, which only the lease thread changes once it runs (`lease_pub`); a registration
+ * the lease id, which only the lease thread changes once it runs (`lease_pub`); while the lease
+ * lives the lease thread only tries own_mu (lease_round); a registration
  * that races with the loss of the lease gets etcd's "lease not found", answered as
- * FDN_EUNAVAILABLE. `mu` guards `stopping`, `kick` and the
+ * FDN_EUNAVAILABLE. `mu` guards `stopping`, `kick`, `verify` and the
  * condition variable that the lease thread sleeps on and that register waits on for its own
  * write to reach the cache (`revision`). No lock is held while the watch thread parses or
  * publishes, and no user callback exists.
@@ -717,7 +718,9 @@ static int reregister_all(fdn__regetcd_t *r, bool only_missing) FDN_REQUIRES(r->
 
 /* One round of the lease thread; returns when to run the next one (ms). The keepalive is sent
  * without own_mu, which register and unregister hold across their etcd calls; own_mu is taken
- * only when the lease is gone or entries wait to be registered again. */
+ * only when the lease is gone, entries wait to be registered again or are to be checked
+ * (verify), and while the lease lives only if it is free (else the round is made again at
+ * RETRY_MS): waiting for it would stall the keepalives behind a stalled registration. */
 static int64_t lease_round(fdn__regetcd_t *r, bool verify)
 {
     int64_t period = keepalive_interval_ms(r->ttl_s);
@@ -740,7 +743,21 @@ static int64_t lease_round(fdn__regetcd_t *r, bool verify)
         if (!gone && !verify && !atomic_load_explicit(&r->rereg_pub, memory_order_relaxed))
             return period;
     }
-    fdn__mutex_lock(&r->own_mu);
+    if (id != 0 && !gone) {
+        /* the lease lives (a round to register entries again or to check them): never wait
+         * for own_mu, which a registration may hold across a stalled etcd call, or the
+         * keepalives would stall with it; the round is made again at the retry period */
+        if (!fdn__mutex_trylock(&r->own_mu)) {
+            if (verify) {
+                fdn__mutex_lock(&r->mu);
+                r->verify = true;
+                fdn__mutex_unlock(&r->mu);
+            }
+            return RETRY_MS;
+        }
+    } else {
+        fdn__mutex_lock(&r->own_mu);
+    }
     if (gone) {
         r->lease_id = 0;
         atomic_store_explicit(&r->lease_pub, 0, memory_order_relaxed);

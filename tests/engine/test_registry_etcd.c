@@ -846,6 +846,7 @@ typedef struct proxy {
     bool release;           /* let the held request through */
     bool keepalive_in_hold; /* a keepalive came while the held request's client still waited */
     bool gave_up_first;     /* the held request's client gave up (closed) before any keepalive */
+    int ka_during_hold;     /* keepalives that came while the held request's client waited */
     bool hold_ka_armed;     /* hold the next lease/keepalive request */
     bool ka_held;           /* a keepalive is held */
     bool ka_gave_up;        /* the held keepalive's client gave up (closed its connection) */
@@ -923,6 +924,8 @@ static void *proxy_conn(void *arg)
                     p->gave_up_first = !p->keepalive_in_hold;
                 else
                     p->keepalive_in_hold = !p->gave_up_first;
+                if (p->keepalive_in_hold)
+                    p->ka_during_hold++;
                 pthread_cond_broadcast(&p->cv);
             }
             if (p->hold_armed && contains(buf, (size_t)k, "POST /v3/kv/txn")) {
@@ -1089,6 +1092,63 @@ static void keepalive_not_delayed_by_a_stalled_registration(void **state)
     pthread_join(th, NULL);
     assert_true(in_hold);
     assert_int_equal(job.rc, 0);
+    assert_true(stats(r).lease_ok);
+    fdn_registry_destroy(r);
+    proxy_stop(&p);
+}
+
+static bool one_keepalive_in_hold(const proxy_t *p)
+{
+    return p->ka_during_hold >= 1 || p->gave_up_first;
+}
+
+static bool two_keepalives_in_hold(const proxy_t *p)
+{
+    return p->ka_during_hold >= 2 || p->gave_up_first;
+}
+
+/* A round of the lease thread that checks this process's entries (woken by the watch showing
+ * one of them deleted) while a registration holds own_mu across a stalled etcd call does not
+ * stall the keepalives: it finds own_mu taken, and makes the round again at the retry period
+ * (a keepalive each time) instead of waiting for the lock. The old round waited for own_mu
+ * after its keepalive, so no further keepalive went out until the registration's call ended:
+ * the proxy, which lets the registration through only after a second keepalive, saw none
+ * until the registration's call timed out (30 s here: FDN_ETIMEDOUT). */
+static void entry_check_does_not_stall_keepalives(void **state)
+{
+    (void)state;
+    char ns[64], key[160];
+    test_engine_unique_name(ns, sizeof(ns), "kacheck");
+    snprintf(key, sizeof(key), "/fdn/registry/%s/api/a0", ns);
+    proxy_t p;
+    proxy_start(&p);
+    /* TTL 30 s: no keepalive by the period while the test runs */
+    fdn_registry_t *r = open_reg_at(p.url, ns, 30000, "proc");
+    assert_int_equal(fdn_registry_register_shared(r, "api", "a0", "http://a0", NULL, 0, NULL), 0);
+    pthread_mutex_lock(&p.mu);
+    p.hold_armed = true;
+    pthread_mutex_unlock(&p.mu);
+    reg_job_t job = {r, 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_job, &job), 0);
+    assert_true(proxy_wait(&p, held));
+    /* another tool deletes a0: the watch wakes the lease thread to check the entries */
+    raw_delete(key);
+    assert_true(proxy_wait(&p, one_keepalive_in_hold));
+    /* a later round gets its keepalive through too */
+    fdn__regetcd_keepalive_now(fdn__registry_shared(r));
+    assert_true(proxy_wait(&p, two_keepalives_in_hold));
+    pthread_mutex_lock(&p.mu);
+    int kas = p.ka_during_hold;
+    p.release = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    pthread_join(th, NULL);
+    fprintf(stderr, "keepalives during the stalled registration: %d\n", kas);
+    assert_true(kas >= 2);
+    assert_int_equal(job.rc, 0);
+    /* and a0 is written again once the registration is done */
+    assert_true(wait_has(r, "api", "a0", true, WAIT_MS) >= 0);
     assert_true(stats(r).lease_ok);
     fdn_registry_destroy(r);
     proxy_stop(&p);
@@ -1520,6 +1580,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(entry_deleted_by_another_tool_comes_back),
         cmocka_unit_test(keepalive_not_delayed_by_a_stalled_registration),
         cmocka_unit_test(stalled_keepalive_gives_up_before_the_lease_expires),
+        cmocka_unit_test(entry_check_does_not_stall_keepalives),
         cmocka_unit_test(destroy_revokes_the_lease_with_the_breaker_open),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
