@@ -716,6 +716,15 @@ static int reregister_all(fdn__regetcd_t *r, bool only_missing) FDN_REQUIRES(r->
     return 0;
 }
 
+/* Keep a round's check of this process's entries (verify) for the next round, which runs at
+ * its time (no wake-up). */
+static void verify_later(fdn__regetcd_t *r)
+{
+    fdn__mutex_lock(&r->mu);
+    r->verify = true;
+    fdn__mutex_unlock(&r->mu);
+}
+
 /* One round of the lease thread; returns when to run the next one (ms). The keepalive is sent
  * without own_mu, which register and unregister hold across their etcd calls; own_mu is taken
  * only when the lease is gone, entries wait to be registered again or are to be checked
@@ -734,6 +743,8 @@ static int64_t lease_round(fdn__regetcd_t *r, bool verify)
         if (rc < 0) {
             count(&r->keepalive_errors);
             atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
+            if (verify) /* the entries are checked at the retry */
+                verify_later(r);
             return RETRY_MS;
         }
         gone = ttl == 0; /* expired while etcd was away, or revoked */
@@ -748,11 +759,8 @@ static int64_t lease_round(fdn__regetcd_t *r, bool verify)
          * for own_mu, which a registration may hold across a stalled etcd call, or the
          * keepalives would stall with it; the round is made again at the retry period */
         if (!fdn__mutex_trylock(&r->own_mu)) {
-            if (verify) {
-                fdn__mutex_lock(&r->mu);
-                r->verify = true;
-                fdn__mutex_unlock(&r->mu);
-            }
+            if (verify)
+                verify_later(r);
             return RETRY_MS;
         }
     } else {

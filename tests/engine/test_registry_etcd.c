@@ -1154,6 +1154,47 @@ static void entry_check_does_not_stall_keepalives(void **state)
     proxy_stop(&p);
 }
 
+/* A round of the lease thread woken to check this process's entries (the watch showed one
+ * deleted) whose keepalive fails keeps that check for its retry: the entry is written again
+ * once etcd answers. The old round dropped it with the failed keepalive: the entry stayed gone
+ * (until some later relist). A proxy holds that round's keepalive; the request timeout is
+ * 2 s (the held keepalive's bound) and the TTL a day (no other keepalive comes). */
+static void entry_check_survives_a_failed_keepalive(void **state)
+{
+    (void)state;
+    char ns[64], key[160];
+    test_engine_unique_name(ns, sizeof(ns), "kafail");
+    snprintf(key, sizeof(key), "/fdn/registry/%s/api/a0", ns);
+    proxy_t p;
+    proxy_start(&p);
+    fdn_registry_opts_t ro = FDN_REGISTRY_OPTS_INIT;
+    ro.name = ns;
+    fdn_registry_etcd_opts_t eo = FDN_REGISTRY_ETCD_OPTS_INIT;
+    eo.url = p.url;
+    eo.lease_ttl_ms = 86400000;
+    eo.request_timeout_ms = 2000;
+    eo.owner = "proc";
+    fdn_registry_t *r = NULL;
+    assert_int_equal(fdn_registry_open(&r, &ro, &eo, NULL), 0);
+    assert_int_equal(fdn_registry_register_shared(r, "api", "a0", "http://a0", NULL, 0, NULL), 0);
+    pthread_mutex_lock(&p.mu);
+    p.hold_ka_armed = true;
+    pthread_mutex_unlock(&p.mu);
+    raw_delete(key); /* the watch wakes the lease thread: its keepalive is held */
+    assert_true(proxy_wait(&p, ka_held));
+    assert_true(wait_reregistrations(r, 1));
+    assert_true(wait_has(r, "api", "a0", true, WAIT_MS) >= 0);
+    fdn_registry_shared_stats_t st = stats(r);
+    assert_true(st.keepalive_errors >= 1);
+    assert_int_equal(st.lease_grants, 1);
+    pthread_mutex_lock(&p.mu);
+    p.release = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    fdn_registry_destroy(r);
+    proxy_stop(&p);
+}
+
 /* A keepalive that etcd does not answer gives up within the keepalive interval (TTL/3), or the
  * time left on the lease when shorter, whatever request_timeout_ms says (30 s here, twice the
  * TTL): the proxy holds one keepalive, whose client gives up while the lease still lives (an
@@ -1581,6 +1622,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(keepalive_not_delayed_by_a_stalled_registration),
         cmocka_unit_test(stalled_keepalive_gives_up_before_the_lease_expires),
         cmocka_unit_test(entry_check_does_not_stall_keepalives),
+        cmocka_unit_test(entry_check_survives_a_failed_keepalive),
         cmocka_unit_test(destroy_revokes_the_lease_with_the_breaker_open),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
