@@ -318,9 +318,10 @@ typedef struct fdn_registry_etcd_opts {
     int64_t lease_ttl_ms;       /**< lease TTL, rounded up to whole seconds (etcd's unit);
                                      0: 10000; at least 1000 */
     int64_t request_timeout_ms; /**< bound on every etcd call, connect included; 0: 2000. A
-                                     keepalive is also bounded by TTL/3 (or the time left on
-                                     the lease, when shorter), so that one etcd leaves
-                                     unanswered is retried before the lease expires */
+                                     keepalive (and a write of the re-registration after a
+                                     lost lease) is also bounded by TTL/3, or the time left on
+                                     the lease when shorter, so that a keepalive is retried
+                                     before the lease expires */
     const char *owner;          /**< owner written into this process's entries; NULL:
                                      "<hostname>:<pid>" */
     size_t max_value_bytes;     /**< largest entry value written or accepted; 0: 65536 */

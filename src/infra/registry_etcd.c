@@ -25,7 +25,9 @@
  *     across a slow etcd call does not delay the keepalive); on a failure it retries every
  *     RETRY_MS. Each keepalive is bounded by TTL/3, or by the time left before the lease
  *     expires when shorter (keepalive_bound_ms), whatever request_timeout_ms says: one stalled
- *     keepalive gives up in time for a retry instead of outwaiting the lease. When
+ *     keepalive gives up in time for a retry instead of outwaiting the lease; the writes of a
+ *     re-registration are bounded the same way, with the keepalives that fall due between
+ *     them (keepalive_if_due). When
  *     etcd says the lease is gone (expired during an outage, revoked) it grants a new one and
  *     registers this process's entries again (create-if-absent: a name another process took in
  *     the meantime is given up and counted in `lost`).
@@ -154,6 +156,7 @@ struct fdn__regetcd {
      * the send time of the last keepalive (or grant) etcd answered + the TTL it answered. The
      * lease thread's (create's before it starts). */
     int64_t lease_expiry_ns;
+    int64_t ka_sent_ns; /* the send time of the last keepalive or grant etcd answered (same) */
 
     _Atomic uint64_t bad_values, relists, lease_grants, reregistrations, lost, keepalive_errors;
 };
@@ -655,13 +658,14 @@ static bool cache_shows(fdn__regetcd_t *r, const owned_t *o, int64_t lease)
     return yes;
 }
 
-/* Write owned entry i again under the current lease, if absent. 1: it is in etcd now (written:
+/* Write owned entry i again under the current lease, if absent (the put bounded by timeout_ms
+ * when shorter than the request timeout; 0: that). 1: it is in etcd now (written:
  * *rev gets its revision and it is counted in reregistrations; or found under this lease, *rev
  * 0); 0: another process holds the name: given up (removed from the list, counted in lost),
  * its record in *holder (may be NULL; else the caller clears it); < 0: an etcd error (err),
  * nothing changed. */
-static int rewrite_owned(fdn__regetcd_t *r, size_t i, int64_t *rev, fdn__etcd_kv_t *holder,
-                         fdn_error_t *err) FDN_REQUIRES(r->own_mu)
+static int rewrite_owned(fdn__regetcd_t *r, size_t i, int64_t timeout_ms, int64_t *rev,
+                         fdn__etcd_kv_t *holder, fdn_error_t *err) FDN_REQUIRES(r->own_mu)
 {
     owned_t *o = &r->owned[i];
     *rev = 0;
@@ -671,8 +675,8 @@ static int rewrite_owned(fdn__regetcd_t *r, size_t i, int64_t *rev, fdn__etcd_kv
         return fdn_err_set(err, FDN_ENOMEM, "registering %s/%s", o->service, o->instance);
     bool created = false;
     fdn__etcd_kv_t ex;
-    int rc = fdn__etcd_put_if_absent(r->cli, key, klen, o->value, o->valuelen, r->lease_id,
-                                     &created, &ex, rev, err);
+    int rc = fdn__etcd_put_if_absent_within(r->cli, timeout_ms, key, klen, o->value, o->valuelen,
+                                            r->lease_id, &created, &ex, rev, err);
     fdn__free(key);
     if (rc < 0)
         return rc;
@@ -697,8 +701,32 @@ static int rewrite_owned(fdn__regetcd_t *r, size_t i, int64_t *rev, fdn__etcd_kv
     return rc;
 }
 
+/* Between the writes of a re-registration (lease thread): the keepalive, when one is due, so
+ * that a long re-registration (many entries, a slow etcd) does not outlast the lease it writes
+ * under. 0, or < 0: the keepalive failed (counted) or found the lease gone (FDN_EUNAVAILABLE):
+ * the re-registration stops there, and the next round (RETRY_MS) sees to the lease. */
+static int keepalive_if_due(fdn__regetcd_t *r) FDN_REQUIRES(r->own_mu)
+{
+    int64_t now = fdn__mono_now_ns();
+    if (now - r->ka_sent_ns < keepalive_interval_ms(r->ttl_s) * 1000000)
+        return 0;
+    int64_t ttl = 0;
+    int rc = fdn__etcd_lease_keepalive(r->cli, r->lease_id, keepalive_bound_ms(r, now), &ttl, NULL);
+    if (rc < 0)
+        count(&r->keepalive_errors);
+    if (rc < 0 || ttl == 0) {
+        atomic_store_explicit(&r->lease_ok, false, memory_order_relaxed);
+        return rc < 0 ? rc : FDN_EUNAVAILABLE;
+    }
+    r->lease_expiry_ns = expiry_after(now, ttl);
+    r->ka_sent_ns = now;
+    return 0;
+}
+
 /* Register the owned entries again under the current lease: every one, or (only_missing) those
- * the cache does not show. Returns 0 or the first etcd error (the rest stay pending). */
+ * the cache does not show. Each write is bounded as a keepalive is (keepalive_bound_ms), and
+ * keepalives go out between them when due: the lease thread sends no other meanwhile. Returns 0
+ * or the first etcd error (the rest stay pending). */
 static int reregister_all(fdn__regetcd_t *r, bool only_missing) FDN_REQUIRES(r->own_mu)
 {
     for (size_t i = 0; i < r->nowned;) {
@@ -706,8 +734,11 @@ static int reregister_all(fdn__regetcd_t *r, bool only_missing) FDN_REQUIRES(r->
             i++;
             continue;
         }
+        int rc = keepalive_if_due(r);
+        if (rc < 0)
+            return rc;
         int64_t rev;
-        int rc = rewrite_owned(r, i, &rev, NULL, NULL);
+        rc = rewrite_owned(r, i, keepalive_bound_ms(r, fdn__mono_now_ns()), &rev, NULL, NULL);
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -748,8 +779,10 @@ static int64_t lease_round(fdn__regetcd_t *r, bool verify)
             return RETRY_MS;
         }
         gone = ttl == 0; /* expired while etcd was away, or revoked */
-        if (!gone)
+        if (!gone) {
             r->lease_expiry_ns = expiry_after(sent, ttl);
+            r->ka_sent_ns = sent;
+        }
         atomic_store_explicit(&r->lease_ok, !gone, memory_order_relaxed);
         if (!gone && !verify && !atomic_load_explicit(&r->rereg_pub, memory_order_relaxed))
             return period;
@@ -777,6 +810,7 @@ static int64_t lease_round(fdn__regetcd_t *r, bool verify)
             return RETRY_MS;
         }
         r->lease_expiry_ns = expiry_after(sent, granted);
+        r->ka_sent_ns = sent;
         r->lease_id = nid;
         atomic_store_explicit(&r->lease_pub, nid, memory_order_relaxed);
         atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
@@ -945,6 +979,7 @@ int fdn__regetcd_create(fdn__regetcd_t **out, const char *ns, const fdn_registry
         r->lease_id = id;
         fdn__mutex_unlock(&r->own_mu);
         r->lease_expiry_ns = expiry_after(sent, granted);
+        r->ka_sent_ns = sent;
         atomic_store_explicit(&r->lease_pub, id, memory_order_relaxed);
         atomic_store_explicit(&r->lease_ok, true, memory_order_relaxed);
     }
@@ -1032,7 +1067,7 @@ static int register_again(fdn__regetcd_t *r, size_t i, const char *service, cons
     fdn__etcd_kv_t ex;
     memset(&ex, 0, sizeof(ex));
     fdn_error_t perr = FDN_ERROR_INIT;
-    int rc = rewrite_owned(r, i, rev, &ex, &perr);
+    int rc = rewrite_owned(r, i, 0, rev, &ex, &perr);
     if (rc == 1)
         return 0;
     if (rc == 0) {

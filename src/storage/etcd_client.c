@@ -623,10 +623,10 @@ static json_t *txn_body(json_t *cmp, json_t *const *ops, size_t nops, json_t *fa
 /* The compare-and-put transactions: if cmp holds, run ops (the put of key, maybe with deletes
  * before it); if not, read key, whose record goes to *existing (may be NULL; key NULL when
  * the key does not exist). *done tells which; *revision (may be NULL) gets the answer's
- * revision. Takes cmp and ops over. */
+ * revision. Takes cmp and ops over. timeout_ms: as call_opts_t's. */
 static int cas_txn(fdn__etcd_t *c, const char *key, size_t keylen, json_t *cmp, json_t *const *ops,
-                   size_t nops, bool *done, fdn__etcd_kv_t *existing, int64_t *revision,
-                   fdn_error_t *err)
+                   size_t nops, int64_t timeout_ms, bool *done, fdn__etcd_kv_t *existing,
+                   int64_t *revision, fdn_error_t *err)
 {
     *done = false;
     if (existing != NULL)
@@ -640,7 +640,8 @@ static int cas_txn(fdn__etcd_t *c, const char *key, size_t keylen, json_t *cmp, 
     }
     json_t *body = txn_body(cmp, ops, nops, get);
     json_t *ans = NULL;
-    int rc = call(c, "kv/txn", body, &ans, err);
+    call_opts_t o = {timeout_ms, false};
+    int rc = call_with(c, "kv/txn", body, &o, &ans, err);
     if (rc < 0)
         return rc;
     int64_t rev = 0;
@@ -669,9 +670,18 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
                             size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
                             int64_t *revision, fdn_error_t *err)
 {
+    return fdn__etcd_put_if_absent_within(c, 0, key, keylen, value, valuelen, lease, created,
+                                          existing, revision, err);
+}
+
+int fdn__etcd_put_if_absent_within(fdn__etcd_t *c, int64_t timeout_ms, const char *key,
+                                   size_t keylen, const char *value, size_t valuelen, int64_t lease,
+                                   bool *created, fdn__etcd_kv_t *existing, int64_t *revision,
+                                   fdn_error_t *err)
+{
     json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, lease));
     return cas_txn(c, key, keylen, compare(key, keylen, "CREATE", "create_revision", 0), &put, 1,
-                   created, existing, revision, err);
+                   timeout_ms, created, existing, revision, err);
 }
 
 int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
@@ -680,7 +690,7 @@ int fdn__etcd_put_if_mod(fdn__etcd_t *c, const char *key, size_t keylen, const c
 {
     json_t *put = wrap("request_put", put_request(key, keylen, value, valuelen, 0));
     return cas_txn(c, key, keylen, compare(key, keylen, "MOD", "mod_revision", mod_revision), &put,
-                   1, done, existing, revision, err);
+                   1, 0, done, existing, revision, err);
 }
 
 int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen, const char *value,
@@ -706,7 +716,7 @@ int fdn__etcd_put_if_mod_clearing(fdn__etcd_t *c, const char *key, size_t keylen
     };
     fdn__free(after);
     return cas_txn(c, key, keylen, compare(key, keylen, "MOD", "mod_revision", mod_revision), ops,
-                   3, done, existing, revision, err);
+                   3, 0, done, existing, revision, err);
 }
 
 /* Delete key only if its `target` (`field`) is v: one txn. *deleted tells whether it was. */

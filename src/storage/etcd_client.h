@@ -107,6 +107,13 @@ int fdn__etcd_put_if_absent(fdn__etcd_t *c, const char *key, size_t keylen, cons
                             size_t valuelen, int64_t lease, bool *created, fdn__etcd_kv_t *existing,
                             int64_t *revision, fdn_error_t *err);
 
+/* fdn__etcd_put_if_absent bounded by timeout_ms when that is shorter than the client's timeout
+ * (0: the client's): a write that must leave time for a lease's keepalive. */
+int fdn__etcd_put_if_absent_within(fdn__etcd_t *c, int64_t timeout_ms, const char *key,
+                                   size_t keylen, const char *value, size_t valuelen, int64_t lease,
+                                   bool *created, fdn__etcd_kv_t *existing, int64_t *revision,
+                                   fdn_error_t *err);
+
 /* Put key = value only if the key's mod_revision is mod_revision (0: the key does not exist):
  * a compare-and-swap. *done tells whether it was written; when not, *existing (may be NULL)
  * gets the key's current record (key NULL when the key does not exist). */

@@ -848,8 +848,9 @@ typedef struct proxy {
     bool gave_up_first;     /* the held request's client gave up (closed) before any keepalive */
     int ka_during_hold;     /* keepalives that came while the held request's client waited */
     bool hold_ka_armed;     /* hold the next lease/keepalive request */
-    bool ka_held;           /* a keepalive is held */
-    bool ka_gave_up;        /* the held keepalive's client gave up (closed its connection) */
+    bool hold_txn2_armed;   /* hold the next kv/txn request the same way */
+    bool ka_held;           /* such a request (keepalive or txn) is held */
+    bool ka_gave_up;        /* its client gave up (closed its connection) */
 } proxy_t;
 
 typedef struct {
@@ -862,11 +863,10 @@ static bool contains(const char *buf, size_t n, const char *s)
     return memmem(buf, n, s, strlen(s)) != NULL;
 }
 
-/* Hold the keepalive request just read from cfd (p->mu held) until released, or until its
- * client gives up (closes: true, the connection is done). */
-static bool proxy_hold_keepalive(proxy_t *p, int cfd)
+/* Hold the request just read from cfd (p->mu held) until released, or until its client gives up
+ * (closes: true, the connection is done). */
+static bool proxy_hold_until_given_up(proxy_t *p, int cfd)
 {
-    p->hold_ka_armed = false;
     p->ka_held = true;
     pthread_cond_broadcast(&p->cv);
     while (!p->release && !p->stop) {
@@ -936,8 +936,15 @@ static void *proxy_conn(void *arg)
                     pthread_cond_wait(&p->cv, &p->mu);
                 p->held_fd = -1;
             }
-            if (p->hold_ka_armed && contains(buf, (size_t)k, "POST /v3/lease/keepalive") &&
-                proxy_hold_keepalive(p, cfd)) {
+            bool hold2 = false;
+            if (p->hold_ka_armed && contains(buf, (size_t)k, "POST /v3/lease/keepalive")) {
+                p->hold_ka_armed = false;
+                hold2 = true;
+            } else if (p->hold_txn2_armed && contains(buf, (size_t)k, "POST /v3/kv/txn")) {
+                p->hold_txn2_armed = false;
+                hold2 = true;
+            }
+            if (hold2 && proxy_hold_until_given_up(p, cfd)) {
                 pthread_mutex_unlock(&p->mu);
                 break;
             }
@@ -1048,6 +1055,11 @@ static bool keepalive_decided(const proxy_t *p)
 static bool ka_held(const proxy_t *p)
 {
     return p->ka_held;
+}
+
+static bool ka_gave_up_p(const proxy_t *p)
+{
+    return p->ka_gave_up;
 }
 
 typedef struct {
@@ -1187,6 +1199,44 @@ static void entry_check_survives_a_failed_keepalive(void **state)
     fdn_registry_shared_stats_t st = stats(r);
     assert_true(st.keepalive_errors >= 1);
     assert_int_equal(st.lease_grants, 1);
+    pthread_mutex_lock(&p.mu);
+    p.release = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    fdn_registry_destroy(r);
+    proxy_stop(&p);
+}
+
+/* The lease thread's re-registration after a lost lease is bounded like a keepalive (TTL/3, or
+ * the lease's time left), whatever request_timeout_ms says (30 s here, twice the TTL): one
+ * write that etcd leaves unanswered is given up in time for the next round's keepalive, and the
+ * new lease survives (two grants in all). The old write waited the whole request timeout, with
+ * no keepalive meanwhile: the new lease expired under it and a third one was granted. */
+static void stalled_reregistration_does_not_outlast_the_new_lease(void **state)
+{
+    (void)state;
+    char ns[64];
+    test_engine_unique_name(ns, sizeof(ns), "reregstall");
+    proxy_t p;
+    proxy_start(&p);
+    fdn_registry_t *r = open_reg_at(p.url, ns, 15000, "proc");
+    assert_int_equal(fdn_registry_register_shared(r, "api", "a1", "http://a1", NULL, 0, NULL), 0);
+    int64_t first = stats(r).lease_id;
+    pthread_mutex_lock(&p.mu);
+    p.hold_txn2_armed = true; /* the next txn: the re-registration of a1 under the new lease */
+    pthread_mutex_unlock(&p.mu);
+    fdn__etcd_t *c = raw();
+    assert_int_equal(fdn__etcd_lease_revoke(c, first, false, NULL), 0);
+    fdn__etcd_destroy(c);
+    assert_true(proxy_wait(&p, ka_held));
+    assert_true(proxy_wait(&p, ka_gave_up_p));
+    /* a1 comes back under the second lease, which lives on */
+    assert_true(wait_reregistrations(r, 1));
+    assert_true(wait_new_lease(r, "api", "a1", first, WAIT_MS));
+    fdn_registry_shared_stats_t st = stats(r);
+    fprintf(stderr, "re-registration stalled: %llu grants\n", (unsigned long long)st.lease_grants);
+    assert_int_equal(st.lease_grants, 2);
+    assert_true(st.lease_ok);
     pthread_mutex_lock(&p.mu);
     p.release = true;
     pthread_cond_broadcast(&p.cv);
@@ -1623,6 +1673,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(stalled_keepalive_gives_up_before_the_lease_expires),
         cmocka_unit_test(entry_check_does_not_stall_keepalives),
         cmocka_unit_test(entry_check_survives_a_failed_keepalive),
+        cmocka_unit_test(stalled_reregistration_does_not_outlast_the_new_lease),
         cmocka_unit_test(destroy_revokes_the_lease_with_the_breaker_open),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(runtime_request_timeout_from_config),
