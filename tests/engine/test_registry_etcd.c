@@ -1012,12 +1012,18 @@ static void proxy_start(proxy_t *p)
     assert_int_equal(pthread_create(&p->acceptor, NULL, proxy_accept, p), 0);
 }
 
-static void proxy_stop(proxy_t *p)
+/* Set one of p's flags (arm a hold, release the held calls) and wake its threads. */
+static void proxy_set(proxy_t *p, bool *flag)
 {
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
+    *flag = true;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+static void proxy_stop(proxy_t *p)
+{
+    proxy_set(p, &p->stop);
     shutdown(p->lfd, SHUT_RDWR);
     pthread_join(p->acceptor, NULL);
     close(p->lfd);
@@ -1087,9 +1093,7 @@ static void keepalive_not_delayed_by_a_stalled_registration(void **state)
     proxy_start(&p);
     /* TTL 30 s: request timeout 9999 ms, the bound of the stalled call */
     fdn_registry_t *r = open_reg_at(p.url, ns, 30000, "proc");
-    pthread_mutex_lock(&p.mu);
-    p.hold_armed = true;
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.hold_armed);
     reg_job_t job = {r, 1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, register_job, &job), 0);
@@ -1137,9 +1141,7 @@ static void entry_check_does_not_stall_keepalives(void **state)
     /* TTL 30 s: no keepalive by the period while the test runs */
     fdn_registry_t *r = open_reg_at(p.url, ns, 30000, "proc");
     assert_int_equal(fdn_registry_register_shared(r, "api", "a0", "http://a0", NULL, 0, NULL), 0);
-    pthread_mutex_lock(&p.mu);
-    p.hold_armed = true;
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.hold_armed);
     reg_job_t job = {r, 1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, register_job, &job), 0);
@@ -1189,9 +1191,7 @@ static void entry_check_survives_a_failed_keepalive(void **state)
     fdn_registry_t *r = NULL;
     assert_int_equal(fdn_registry_open(&r, &ro, &eo, NULL), 0);
     assert_int_equal(fdn_registry_register_shared(r, "api", "a0", "http://a0", NULL, 0, NULL), 0);
-    pthread_mutex_lock(&p.mu);
-    p.hold_ka_armed = true;
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.hold_ka_armed);
     raw_delete(key); /* the watch wakes the lease thread: its keepalive is held */
     assert_true(proxy_wait(&p, ka_held));
     assert_true(wait_reregistrations(r, 1));
@@ -1199,10 +1199,7 @@ static void entry_check_survives_a_failed_keepalive(void **state)
     fdn_registry_shared_stats_t st = stats(r);
     assert_true(st.keepalive_errors >= 1);
     assert_int_equal(st.lease_grants, 1);
-    pthread_mutex_lock(&p.mu);
-    p.release = true;
-    pthread_cond_broadcast(&p.cv);
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.release);
     fdn_registry_destroy(r);
     proxy_stop(&p);
 }
@@ -1222,9 +1219,7 @@ static void stalled_reregistration_does_not_outlast_the_new_lease(void **state)
     fdn_registry_t *r = open_reg_at(p.url, ns, 15000, "proc");
     assert_int_equal(fdn_registry_register_shared(r, "api", "a1", "http://a1", NULL, 0, NULL), 0);
     int64_t first = stats(r).lease_id;
-    pthread_mutex_lock(&p.mu);
-    p.hold_txn2_armed = true; /* the next txn: the re-registration of a1 under the new lease */
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.hold_txn2_armed); /* the next txn: the re-registration of a1 under the new lease */
     fdn__etcd_t *c = raw();
     assert_int_equal(fdn__etcd_lease_revoke(c, first, false, NULL), 0);
     fdn__etcd_destroy(c);
@@ -1237,10 +1232,7 @@ static void stalled_reregistration_does_not_outlast_the_new_lease(void **state)
     fprintf(stderr, "re-registration stalled: %llu grants\n", (unsigned long long)st.lease_grants);
     assert_int_equal(st.lease_grants, 2);
     assert_true(st.lease_ok);
-    pthread_mutex_lock(&p.mu);
-    p.release = true;
-    pthread_cond_broadcast(&p.cv);
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.release);
     fdn_registry_destroy(r);
     proxy_stop(&p);
 }
@@ -1264,9 +1256,7 @@ static void stalled_keepalive_gives_up_before_the_lease_expires(void **state)
     assert_int_equal(fdn_registry_register_shared(r, "api", "a1", "http://a1", NULL, 0, NULL), 0);
     assert_true(wait_has(obs, "api", "a1", true, WAIT_MS) >= 0);
     int64_t lease = stats(r).lease_id;
-    pthread_mutex_lock(&p.mu);
-    p.hold_ka_armed = true;
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.hold_ka_armed);
     fdn__regetcd_keepalive_now(fdn__registry_shared(r));
     assert_true(proxy_wait(&p, ka_held));
     /* which comes first: the held keepalive given up, or the lease expired */
@@ -1280,10 +1270,7 @@ static void stalled_keepalive_gives_up_before_the_lease_expires(void **state)
         if (!gave_up && !expired)
             test_pause_ms(10);
     }
-    pthread_mutex_lock(&p.mu);
-    p.release = true; /* (the old code's keepalive still waits) */
-    pthread_cond_broadcast(&p.cv);
-    pthread_mutex_unlock(&p.mu);
+    proxy_set(&p, &p.release); /* (the old code's keepalive still waits) */
     fprintf(stderr, "held keepalive: gave up %d, lease expired first %d\n", gave_up, expired);
     assert_false(expired);
     assert_true(gave_up);
