@@ -371,6 +371,25 @@ FDN_API void fdn_err_add_context(fdn_error_t *err, const char *key, const char *
     FDN_PRINTF(3, 4);
 
 /**
+ * Read the next key=value item of an error's context text, as fdn_err_add_context wrote it:
+ * the value's quotes and escapes undone. Start with `const char *pos = err->context;` and call
+ * until it returns false.
+ * @param[in,out] pos   where to read; moved past the item read
+ * @param[out]    key   the key, NUL-terminated (kcap bytes)
+ * @param[in]     kcap  size of key
+ * @param[out]    val   the value, NUL-terminated (vcap bytes; FDN_ERR_CONTEXT_MAX holds any)
+ * @param[in]     vcap  size of val
+ * @param[out]    vlen  the value's length, or NULL
+ * @return true and the item; false at the end of the text, or at text this library does not
+ *         write (no '=', a key holding a space or longer than kcap - 1, a value longer than
+ *         vcap - 1), and nothing after it is read. A value cut short by a full context text
+ *         runs to the end of the text.
+ * @thread_safety any  @since 0.1.0
+ */
+FDN_API bool fdn_err_context_next(const char **pos, char *key, size_t kcap, char *val, size_t vcap,
+                                  size_t *vlen);
+
+/**
  * Reference to_string form: "[<ref_code>:<type>] <message>" + " | Context: <context>" when
  * the context is non-empty + " | Severity: <severity>".
  * @param[in]  err  the error; NULL gives an empty string and returns 0

@@ -288,7 +288,9 @@ FDN_API fdn_protect_t *fdn_runtime_protect(fdn_runtime_t *rt);
  * Count an error in the runtime's telemetry as the reference does: counter
  * `foundation.errors.<category>.<subcategory>` with metadata error_type, severity and code.
  * Its signature is fdn_errctx_hook_fn, so it can be installed as an error-context hook:
- * `fdn_errctx_set_context_hook(fdn_runtime_error_hook, rt)`.
+ * `fdn_errctx_set_context_hook(fdn_runtime_error_hook, rt)`. The runtime does not know where
+ * it was installed: remove it (or end those contexts) before fdn_runtime_destroy, as an error
+ * after that would count into the freed runtime.
  * @param[in] err  the error (NULL ignored)
  * @param[in] rt   the runtime (as void *; NULL ignored)
  * @thread_safety any

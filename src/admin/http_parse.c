@@ -339,43 +339,13 @@ unsigned fdn__http_status_for(int code)
 static json_t *context_object(const char *s)
 {
     json_t *o = json_object();
-    while (o != NULL && *s != '\0') {
-        while (*s == ' ')
-            s++;
-        const char *eq = strchr(s, '=');
-        size_t kl = eq != NULL ? (size_t)(eq - s) : 0;
-        char key[64];
-        if (kl == 0 || kl >= sizeof key || memchr(s, ' ', kl) != NULL)
-            break;
-        memcpy(key, s, kl);
-        key[kl] = '\0';
-        const char *v = eq + 1, *end, *next;
-        char unq[FDN_ERR_CONTEXT_MAX]; /* a quoted value, its escapes undone */
-        if (*v == '"') {
-            /* to the '"' that ends the text or is followed by a space (an escaped one, \",
-             * does not count); a value cut short runs to the end of the text */
-            size_t ul = 0;
-            const char *p = v + 1;
-            while (*p != '\0' && !(*p == '"' && (p[1] == ' ' || p[1] == '\0')) && ul < sizeof unq) {
-                if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-                    p++;
-                unq[ul++] = *p++;
-            }
-            if (ul == sizeof unq)
-                break; /* longer than any context text: not one the library wrote */
-            next = *p == '"' ? p + 1 : p;
-            v = unq;
-            end = unq + ul;
-        } else {
-            end = strchr(v, ' ');
-            if (end == NULL)
-                end = v + strlen(v);
-            next = end;
-        }
-        json_t *val = json_stringn(v, (size_t)(end - v));
-        if (val != NULL)
-            json_object_set_new(o, key, val);
-        s = next;
+    char key[64];
+    char val[FDN_ERR_CONTEXT_MAX];
+    size_t n = 0;
+    while (o != NULL && fdn_err_context_next(&s, key, sizeof key, val, sizeof val, &n)) {
+        json_t *v = json_stringn(val, n);
+        if (v != NULL)
+            json_object_set_new(o, key, v);
     }
     return o;
 }

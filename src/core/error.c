@@ -263,6 +263,46 @@ void fdn_err_add_context(fdn_error_t *err, const char *key, const char *fmt, ...
     copy_cut(err->context + have, sizeof(err->context) - have, item, ilen);
 }
 
+bool fdn_err_context_next(const char **s, char *key, size_t kcap, char *val, size_t vcap,
+                          size_t *vlen)
+{
+    const char *p = *s;
+    while (*p == ' ')
+        p++;
+    const char *eq = strchr(p, '=');
+    size_t kl = eq != NULL ? (size_t)(eq - p) : 0;
+    if (kl == 0 || kl >= kcap || memchr(p, ' ', kl) != NULL || vcap == 0)
+        return false;
+    memcpy(key, p, kl);
+    key[kl] = '\0';
+    const char *v = eq + 1;
+    size_t n = 0;
+    if (*v == '"') {
+        /* to the '"' that ends the text or is followed by a space (an escaped one, \", does
+         * not count) */
+        for (v++; *v != '\0' && !(*v == '"' && (v[1] == ' ' || v[1] == '\0')); v++) {
+            if (*v == '\\' && (v[1] == '"' || v[1] == '\\'))
+                v++;
+            if (n + 1 >= vcap)
+                return false; /* longer than any context text: not one the library wrote */
+            val[n++] = *v;
+        }
+        if (*v == '"')
+            v++;
+    } else {
+        for (; *v != '\0' && *v != ' '; v++) {
+            if (n + 1 >= vcap)
+                return false;
+            val[n++] = *v;
+        }
+    }
+    val[n] = '\0';
+    if (vlen != NULL)
+        *vlen = n;
+    *s = v;
+    return true;
+}
+
 size_t fdn_err_format(const fdn_error_t *err, char *buf, size_t cap)
 {
     if (buf != NULL && cap > 0)

@@ -78,6 +78,7 @@
 #include <fdn/telemetry.h>
 
 #include "core/alloc.h"
+#include "core/errctx.h"
 #include "core/json.h"
 #include "runtime/runtime_metrics.h"
 #include "runtime/runtime_int.h"
@@ -734,15 +735,17 @@ static void report_refusal(fdn_runtime_t *rt, const char *type, const fdn_error_
     const char *path = "";
     char pbuf[256];
     /* the setting's path, from the refusal's context (took() puts it there) */
-    const char *at = why != NULL ? strstr(why->context, "path=") : NULL;
-    if (at != NULL) {
-        at += 5;
-        size_t n = strcspn(at, " ");
-        if (n >= sizeof(pbuf))
-            n = sizeof(pbuf) - 1;
-        memcpy(pbuf, at, n);
-        pbuf[n] = '\0';
-        path = pbuf;
+    const char *at = why != NULL ? why->context : "";
+    char key[64];
+    char val[FDN_ERR_CONTEXT_MAX];
+    while (fdn_err_context_next(&at, key, sizeof key, val, sizeof val, NULL)) {
+        if (strcmp(key, "path") == 0) {
+            size_t n = fdn__utf8_whole(val, FDN_MIN(strlen(val), sizeof(pbuf) - 1));
+            memcpy(pbuf, val, n);
+            pbuf[n] = '\0';
+            path = pbuf;
+            break;
+        }
     }
     json_t *d = json_object();
     json_object_set_new(d, "path", json_string(path));

@@ -150,6 +150,12 @@ static void accessors_allocate_nothing(void **state)
     fdn_error_t e = errv(FDN_EIO, "disk %d", 1);
     NOALLOC_SWEEP(fdn_err_add_context, fdn_err_add_context(&e, "k", "%s", "v"));
     NOALLOC_SWEEP(fdn_err_format, fdn_err_format(&e, buf, sizeof(buf)));
+    {
+        const char *pos = e.context;
+        char key[64];
+        NOALLOC_SWEEP(fdn_err_context_next,
+                      fdn_err_context_next(&pos, key, sizeof(key), buf, sizeof(buf), NULL));
+    }
     NOALLOC_SWEEP(fdn_err_to_json, fdn_err_to_json(&e, buf, sizeof(buf)));
     NOALLOC_SWEEP(fdn_err_metric_name, fdn_err_metric_name(&e, buf, sizeof(buf)));
     NOALLOC_SWEEP(fdn_err_info, fdn_err_info(FDN_EIO));

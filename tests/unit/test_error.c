@@ -171,6 +171,45 @@ static void context_escapes_quotes_and_backslashes(void **state)
     assert_int_equal(strncmp(e.context, "k=\"\\\"\\\"", 7), 0);
 }
 
+/* fdn_err_context_next reads back what fdn_err_add_context wrote, item by item: a key is
+ * matched whole (the runtime once looked for a setting's path with strstr("path="), which
+ * found it inside config_path= and took that value), quotes and escapes are undone, and text
+ * the library does not write ends the walk. */
+static void context_items_read_back(void **state)
+{
+    (void)state;
+    fdn_error_t e = FDN_ERROR_INIT;
+    fdn_err_add_context(&e, "config_path", "%s", "/etc/x.json");
+    fdn_err_add_context(&e, "note", "%s", "a path=wrong \"q\"");
+    fdn_err_add_context(&e, "path", "%s", "infrastructure.rate_limiting.default_rules");
+    fdn_err_add_context(&e, "empty", "%s", "");
+    const char *pos = e.context;
+    char key[64], val[FDN_ERR_CONTEXT_MAX];
+    size_t n = 99;
+    assert_true(fdn_err_context_next(&pos, key, sizeof key, val, sizeof val, &n));
+    assert_string_equal(key, "config_path");
+    assert_string_equal(val, "/etc/x.json");
+    assert_int_equal(n, strlen("/etc/x.json"));
+    assert_true(fdn_err_context_next(&pos, key, sizeof key, val, sizeof val, NULL));
+    assert_string_equal(key, "note");
+    assert_string_equal(val, "a path=wrong \"q\"");
+    assert_true(fdn_err_context_next(&pos, key, sizeof key, val, sizeof val, NULL));
+    assert_string_equal(key, "path");
+    assert_string_equal(val, "infrastructure.rate_limiting.default_rules");
+    assert_true(fdn_err_context_next(&pos, key, sizeof key, val, sizeof val, &n));
+    assert_string_equal(key, "empty");
+    assert_int_equal(n, 0);
+    assert_false(fdn_err_context_next(&pos, key, sizeof key, val, sizeof val, NULL));
+    /* a key longer than the caller's buffer, text without '=', a value too long: false */
+    pos = "abcdefgh=1";
+    assert_false(fdn_err_context_next(&pos, key, 8, val, sizeof val, NULL));
+    pos = "no equals sign";
+    assert_false(fdn_err_context_next(&pos, key, sizeof key, val, sizeof val, NULL));
+    pos = "k=123456";
+    assert_false(fdn_err_context_next(&pos, key, sizeof key, val, 4, NULL));
+    assert_string_equal(pos, "k=123456"); /* not moved */
+}
+
 /* A value that does not fit is cut and ends with "...", whatever the key's length: it is
  * never dropped whole (the item's worst-case size is not a reason to lose what fits). */
 static void context_long_key_value_cut_not_dropped(void **state)
@@ -1215,6 +1254,7 @@ int main(void)
         cmocka_unit_test_teardown(format_reference_to_string, clear_ctx),
         cmocka_unit_test_teardown(context_escapes_quotes_and_backslashes, clear_ctx),
         cmocka_unit_test_teardown(context_long_key_value_cut_not_dropped, clear_ctx),
+        cmocka_unit_test(context_items_read_back),
         cmocka_unit_test_teardown(json_parses_with_every_field, clear_ctx),
         cmocka_unit_test_teardown(json_replaces_invalid_utf8, clear_ctx),
         cmocka_unit_test_teardown(message_cut_at_utf8_boundary, clear_ctx),
