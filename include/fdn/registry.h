@@ -253,7 +253,9 @@ FDN_API const char *fdn_registry_entry_meta(const fdn_registry_entry_t *e, const
 FDN_API int fdn_registry_unregister(fdn_registry_t *reg, const char *service);
 
 /**
- * Remove every registration whose owner is `owner` (owner 0 matches nothing).
+ * Remove every registration whose owner is `owner` (owner 0 matches nothing). The
+ * registry's `on_event` hook is told of each entry removed (FDN_REGISTRY_OP_UNREGISTER, result
+ * 0, the entry's service name), after the registry's lock is released, on the calling thread.
  * @param[in] reg the registry
  * @param[in] owner the owner token
  * @return the number removed (≥ 0), or FDN_EINVAL / FDN_ENOMEM (nothing changed)

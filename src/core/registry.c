@@ -581,7 +581,8 @@ const char *fdn_registry_entry_meta(const fdn_registry_entry_t *e, const char *k
 
 /* Writer: publish a table without the entries matching (service) or (owner). Returns the
  * number removed or FDN_ENOMEM. */
-static int remove_where(fdn_registry_t *reg, const char *service, uint64_t owner)
+static int remove_where(fdn_registry_t *reg, const char *service, uint64_t owner,
+                        fdn_registry_entry_t ***held_out, size_t *nheld)
 {
     fdn__mutex_lock(&reg->wmu);
     table_t *cur = atomic_load_explicit(&reg->table, memory_order_relaxed);
@@ -614,6 +615,17 @@ static int remove_where(fdn_registry_t *reg, const char *service, uint64_t owner
             table_insert(next, e);
     }
     FDN_ASSERT(k == nrm && next->n == cur->n - nrm);
+    if (held_out != NULL) {
+        /* references the caller reports the removals with, after wmu (best effort: without
+         * memory for them the removal stands, unreported) */
+        fdn_registry_entry_t **held = fdn__malloc(k * sizeof(*held));
+        for (size_t i = 0; held != NULL && i < k; i++) {
+            atomic_fetch_add_explicit(&dropped[i]->refs, 1, memory_order_relaxed);
+            held[i] = dropped[i];
+        }
+        *held_out = held;
+        *nheld = held != NULL ? k : 0;
+    }
     publish(reg, next, dropped, k);
     fdn__mutex_unlock(&reg->wmu);
     return (int)k;
@@ -623,7 +635,7 @@ int fdn_registry_unregister(fdn_registry_t *reg, const char *service)
 {
     if (reg == NULL || service == NULL)
         return FDN_EINVAL;
-    int rc = remove_where(reg, service, 0);
+    int rc = remove_where(reg, service, 0, NULL, NULL);
     rc = rc < 0 ? rc : 0;
     emit(reg, FDN_REGISTRY_OP_UNREGISTER, service, rc, 0);
     return rc;
@@ -635,7 +647,16 @@ int fdn_registry_release_owner(fdn_registry_t *reg, uint64_t owner)
         return FDN_EINVAL;
     if (owner == 0)
         return 0;
-    return remove_where(reg, NULL, owner);
+    fdn_registry_entry_t **held = NULL;
+    size_t nheld = 0;
+    int rc = remove_where(reg, NULL, owner, reg->on_event != NULL ? &held : NULL, &nheld);
+    /* one unregister event per entry removed, as fdn_registry_unregister reports its own */
+    for (size_t i = 0; i < nheld; i++) {
+        emit(reg, FDN_REGISTRY_OP_UNREGISTER, held[i]->service, 0, 0);
+        entry_unref(held[i]);
+    }
+    fdn__free(held);
+    return rc;
 }
 
 size_t fdn_registry_count(fdn_registry_t *reg)

@@ -432,6 +432,17 @@ static void event_hook_reports(void **state)
     assert_int_equal(ev.unreg, 1);
     assert_true(ev.min_dur > 0);
     assert_string_equal(ev.last_ns, "tele");
+    /* release_owner reports each entry it removes (the runtime removes its services only
+     * that way, and its unregister count stayed 0); another owner's entry is not counted */
+    uint64_t mine = fdn_registry_owner_new(), other = fdn_registry_owner_new();
+    assert_int_equal(fdn_registry_register(r, "a", &h1, mine, NULL, 0, NULL), 0);
+    assert_int_equal(fdn_registry_register(r, "b", &h2, mine, NULL, 0, NULL), 0);
+    assert_int_equal(fdn_registry_register(r, "c", &h2, other, NULL, 0, NULL), 0);
+    assert_int_equal(fdn_registry_release_owner(r, mine), 2);
+    assert_int_equal(ev.unreg, 3);
+    assert_int_equal(fdn_registry_release_owner(r, mine), 0); /* none left: none reported */
+    assert_int_equal(ev.unreg, 3);
+    assert_int_equal(fdn_registry_count(r), 1);
     fdn_registry_destroy(r);
 }
 
