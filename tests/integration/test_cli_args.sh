@@ -55,6 +55,10 @@ expect 2 "--threads: '0' is not an integer in \[1, 64\]" serve --threads 0
 expect 2 "--max-body: '' is not an integer" serve --max-body=
 expect 2 "--shutdown-timeout: '-5' is not an integer" serve --shutdown-timeout -5
 expect 2 "--log-format: 'xml' is not text or json" serve --log-format xml
+expect 2 "--listen: bad listen address 'nonsense'" serve --listen nonsense --data-dir "$TMP/serve"
+expect 2 "--listen: bad listen address '127.0.0.1:99999'" serve --listen 127.0.0.1:99999 \
+    --data-dir "$TMP/serve"
+expect 2 "--listen: bad listen address ':abc'" serve --listen :abc --data-dir "$TMP/serve"
 
 # files that cannot be used: 1, saying why
 expect 1 "$TMP/missing.json: cannot read: no such file" config check "$TMP/missing.json"

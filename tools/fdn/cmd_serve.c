@@ -526,7 +526,12 @@ int cmd_serve(int argc, char **argv)
     ao.shutdown_timeout_ms = (unsigned)o.shutdown_timeout_ms; /* 0: the default */
     int rc = fdn_admin_create(&admin, &ao, &err);
     if (rc < 0) {
-        print_error(o.listen, rc, &err);
+        /* a --listen that is not ADDR:PORT is a usage error (exit 2, as every malformed
+         * argument); one that parses but cannot be used (no such host) a failure (exit 1) */
+        bool malformed = rc == FDN_EINVAL && strncmp(err.message, "bad listen address", 18) == 0;
+        print_error(malformed ? "--listen" : o.listen, rc, &err);
+        if (malformed)
+            exit_code = CLI_USAGE;
         goto out;
     }
     /* bound and listening before the runtime exists: a busy port leaves no trace */
