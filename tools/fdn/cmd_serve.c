@@ -16,7 +16,9 @@
  * If the runtime escalates (a service failed past its restart intensity, everything
  * stopped), its on_escalation callback wakes the main thread with SIGUSR1; the command then
  * shuts down like on SIGTERM but exits 1 naming the service, so that a service manager
- * restarts it instead of leaving a server that answers 503 forever. Shutdown runs in order on
+ * restarts it instead of leaving a server that answers 503 forever. An escalation before every
+ * service runs ends the start there: no "listening on" line, no registration in etcd, no
+ * READY=1 (a service manager sees a start that failed). Shutdown runs in order on
  * the main thread: HTTP server (stop taking requests, finish in-flight ones, join its
  * threads), then the runtime (services stopped in reverse start order; the event store
  * flushes and closes the SQLite file).
@@ -659,6 +661,12 @@ int cmd_serve(int argc, char **argv)
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
+    /* escalated before every service ran: not ready, ever. No "listening on" line, no etcd
+     * registration, no READY=1 (a service manager then sees a start that failed, exit 1) */
+    serve_end_t end = SERVE_END_ESCALATION;
+    int sig = 0;
+    if (atomic_load_explicit(&ctx.watch.escalated, memory_order_acquire))
+        goto escalated;
 
     char host[256];
     snprintf(host, sizeof host, "%s", o.listen);
@@ -691,10 +699,10 @@ int cmd_serve(int argc, char **argv)
         serve_log(SERVE_LOG_WARN, "notify_thread", "cannot start the watchdog thread",
                   (const char *)NULL);
 
-    int sig = 0;
-    serve_end_t end = serve_wait(&ctx.watch, &sigs, &sig);
+    end = serve_wait(&ctx.watch, &sigs, &sig);
     serve_notify_stop(&ctx.notify); /* nothing but STOPPING=1 after this */
     serve_notify_send(&ctx.notify, "STOPPING=1");
+escalated:
     if (end == SERVE_END_ESCALATION) {
         char msg[400];
         snprintf(msg, sizeof msg,
