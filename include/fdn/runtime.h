@@ -176,7 +176,9 @@ FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
  * or whose start failed, it stops the config service, which runs from create, as it does on a
  * started one: the calls of fdn_runtime_config() then answer as on a stopped config service
  * (FDN_EUNAVAILABLE, config.h).
- * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit
+ * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit. Before
+ *            them the config changes the runtime's hook still has queued are recorded, for
+ *            at most 5 s and no longer than timeout_ms (what is left is counted as dropped).
  * @return 0, FDN_ETIMEDOUT (still stopping: call again or destroy, which waits)
  * @thread_safety any
  * @since 0.1.0

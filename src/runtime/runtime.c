@@ -660,7 +660,7 @@ int fdn_runtime_shutdown(fdn_runtime_t *rt, int64_t timeout_ms)
     fdn__mutex_unlock(&rt->mu);
     if (first && !own && fdn__runtime_glue(rt) != NULL && rt->hooks->before_shutdown != NULL &&
         !fdn__supervisor_on_thread(rt->sup))
-        rt->hooks->before_shutdown(rt, fdn__runtime_glue(rt));
+        rt->hooks->before_shutdown(rt, fdn__runtime_glue(rt), timeout_ms);
     /* The supervisor stops the services in reverse order; the task pool is one of them and
      * drains when stopped. Then the pool is shut down for good (idempotent). */
     if (fdn__supervisor_on_thread(rt->sup)) {

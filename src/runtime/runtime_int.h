@@ -63,7 +63,7 @@ typedef struct fdn__rt_hooks {
     int (*wire)(fdn_runtime_t *rt, void **glue, fdn_error_t *err);
     /* At the start of a shutdown, while every service still runs (not called when the
      * shutdown is requested from a supervisor callback or worker). */
-    void (*before_shutdown)(fdn_runtime_t *rt, void *glue);
+    void (*before_shutdown)(fdn_runtime_t *rt, void *glue, int64_t timeout_ms);
     /* Once, when a shutdown has stopped every service for good (fdn_runtime_shutdown, from
      * a caller that is not a supervisor callback, or destroy): the slots still answer their
      * status calls. */

@@ -1367,11 +1367,14 @@ static void after_shutdown(fdn_runtime_t *rt, void *glue)
     (void)fdn__config_hook_discard(cfg, open);
 }
 
-/* Record the config changes still queued for the hook while the event store runs. */
-static void before_shutdown(fdn_runtime_t *rt, void *glue)
+/* Record the config changes still queued for the hook while the event store runs: for at
+ * most 5 s, and no longer than the shutdown's own bound (timeout_ms; < 0: none). What is left
+ * is counted as dropped (after_shutdown). */
+static void before_shutdown(fdn_runtime_t *rt, void *glue, int64_t timeout_ms)
 {
     (void)glue;
-    (void)fdn__config_hook_drain(fdn_runtime_config(rt), 5000);
+    (void)fdn__config_hook_drain(fdn_runtime_config(rt),
+                                 timeout_ms < 0 ? 5000 : FDN_MIN(timeout_ms, 5000));
 }
 
 const fdn__rt_hooks_t fdn__rt_hooks = {
