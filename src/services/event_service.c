@@ -727,7 +727,8 @@ uint64_t fdn__evs_retention_memory(fdn_events_t *es)
 
 bool fdn__events_on_own_thread(const fdn_events_t *es)
 {
-    return es != NULL && (writer_of == es || pruner_of == es || fdn__evs_on_delivery_thread(es));
+    return es != NULL && (writer_of == es || pruner_of == es || fdn__evs_on_delivery_thread(es) ||
+                          (es->sh != NULL && fdn__evs_shared_on_thread(es)));
 }
 
 static void *pruner_main(void *arg)

@@ -1134,6 +1134,11 @@ static int store_detached(fdn_events_t *es, const fdn_event_t *const *evs, size_
     return 0;
 }
 
+bool fdn__evs_shared_on_thread(const fdn_events_t *es)
+{
+    return es != NULL && tl_own == es;
+}
+
 int fdn__evs_shared_store(fdn_events_t *es, const fdn_event_t *const *evs, size_t n, uint64_t *ids)
 {
     struct evs_shared *sh = es->sh;

@@ -793,9 +793,12 @@ void fdn__evs_deliverer_stop(fdn_events_t *es);
 /* True when called on es's delivery thread (from a subscription's callback). */
 bool fdn__evs_on_delivery_thread(const fdn_events_t *es);
 /* True when called on one of es's own threads that its stop joins: the delivery thread, the
- * writer, the pruner (from a subscription's callback, or a telemetry handler of a count they
- * emit). (The runtime: a shutdown or an add from there must not wait for that stop.) */
+ * writer (a shared backend's writer and follower too), the pruner (from a subscription's callback,
+ * or a telemetry handler of a count they emit). (The runtime: a shutdown or an add from there must
+ * not wait for that stop.) */
 bool fdn__events_on_own_thread(const fdn_events_t *es);
+/* True when called on the writer or the follower of es on a shared backend (event_shared.c). */
+bool fdn__evs_shared_on_thread(const fdn_events_t *es);
 void fdn__evs_subs_free_all(fdn_events_t *es);
 /* Wake the delivery thread for the batch ending at last_id, when it (or a later one)
  * matched some subscription and the thread waits. */

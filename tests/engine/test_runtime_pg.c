@@ -1,0 +1,116 @@
+/* Engine test of a runtime whose event store's durable tier is PostgreSQL (storage.warm.backend
+ * "postgres", on the fixture's server): fdn_runtime_shutdown from a telemetry handler run on
+ * the store's own writer thread (foundation.event_store.events_stored, which the shared
+ * backend's writer emits once a batch is committed) only requests the stop and returns 0, as
+ * from the SQLite writer or pruner (tests/unit/test_runtime.c). It once waited for the
+ * supervisor, whose stop of the event store joined that writer: neither returned. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <fdn/events.h>
+#include <fdn/runtime.h>
+#include <fdn/telemetry.h>
+#include <fdn/testing.h>
+
+#include "pg_fixture.h"
+#include "threads.h"
+
+typedef struct shut {
+    fdn_runtime_t *rt;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started; /* the handler's first call began the shutdown */
+    bool done;
+    int rc;
+} shut_t;
+
+static int on_stored(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
+                     const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
+{
+    (void)event;
+    (void)m;
+    (void)nm;
+    (void)meta;
+    (void)nmeta;
+    shut_t *t = user;
+    pthread_mutex_lock(&t->mu);
+    bool first = !t->started;
+    t->started = true;
+    pthread_mutex_unlock(&t->mu);
+    if (!first)
+        return 0;
+    int rc = fdn_runtime_shutdown(t->rt, -1);
+    pthread_mutex_lock(&t->mu);
+    t->rc = rc;
+    t->done = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+static void shutdown_from_shared_writer_thread(void **state)
+{
+    (void)state;
+    char schema[64], backend[] = "FDN_STORAGE__WARM__BACKEND=postgres", url[320], sch[128];
+    test_pg_schema_name(schema, sizeof schema, "rtshut");
+    snprintf(url, sizeof url, "FDN_STORAGE__WARM__POSTGRES__URL=%s", test_pg_url);
+    snprintf(sch, sizeof sch, "FDN_STORAGE__WARM__POSTGRES__SCHEMA=%s", schema);
+    const char *envp[] = {backend, url, sch, NULL};
+    fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
+    o.envp = envp;
+    shut_t t = {.rc = 12345};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    fdn_runtime_t *rt = NULL;
+    fdn_error_t err = FDN_ERROR_INIT;
+    int rc = fdn_testing_runtime_create(&rt, &o, &err);
+    if (rc != 0)
+        fail_msg("runtime on PostgreSQL: %d %s", rc, err.message);
+    t.rt = rt;
+    uint64_t hid = 0;
+    assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
+                                          "foundation.event_store.events_stored",
+                                          FDN_TELEMETRY_MATCH_EXACT, on_stored, &t),
+                     0);
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = "one";
+    spec.data = "{}";
+    spec.data_len = 2;
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    uint64_t id = 0;
+    /* acknowledged once committed on PostgreSQL: the writer emits the count around then */
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, &id), 0);
+    fdn_event_free(ev);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    fdn_runtime_health_t h;
+    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
+    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
+    assert_int_equal(h.running, 0);
+    assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
+    pthread_mutex_destroy(&t.mu);
+    pthread_cond_destroy(&t.cv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(shutdown_from_shared_writer_thread),
+    };
+    return cmocka_run_group_tests(tests, test_pg_setup, NULL);
+}
