@@ -23,6 +23,20 @@
  * threads), then the runtime (services stopped in reverse start order; the event store
  * flushes and closes the SQLite file).
  *
+ * The runtime's stop has no time limit of its own (fdn_runtime_shutdown(rt, -1)), by choice:
+ * every step that can hang on something outside the process is bounded where it waits (the
+ * HTTP drain by --shutdown-timeout, the event store on PostgreSQL by
+ * storage.warm.postgres.stop_timeout_ms, which spools or fails what it had not committed), and
+ * the rest is the local store's flush, which is what makes the stop clean. A bound here would
+ * gain nothing: fdn_runtime_destroy waits for the stop without limit anyway, and exiting
+ * while service threads still run would cut the store's flush mid-write and run exit
+ * handlers under live threads. A stop that still hangs is a defect; the service manager's
+ * TimeoutStopSec (deploy/systemd/fdn.service: 60 s, above the default bounds' 5 s + 5 s) then
+ * SIGKILLs the process: this command runs the store durable (not FDN_EVENTS_FAST), so an
+ * append acknowledged to a client was committed or spooled and fsynced, and a kill loses none
+ * (the exception is the store's unavailable_buffer, acknowledged from memory while the store
+ * was stopped for a restart: a clean stop is what commits it, one more reason not to cut it).
+ *
  * --etcd URL: the runtime's registry gets a shared part on etcd (fdn_registry_open, namespace =
  * the runtime's name), and once HTTP is served the process registers itself there: service
  * "fdn", instance "<host>:<port>", endpoint its admin URL, metadata pid and host. Every fdn
