@@ -167,15 +167,14 @@ FDN_API int fdn_runtime_start(fdn_runtime_t *rt, fdn_error_t *err);
  * pool down for good. Idempotent and thread-safe. From a task of the runtime's own pool
  * (whose stop runs that task to its end), a subscriber of fdn_runtime_config() or
  * fdn_runtime_events() (whose stop joins the delivery thread), a telemetry handler run on a
- * thread of theirs (the config's hook thread, the event store's writer or pruner: what they
- * count), a service's start/stop/health, its worker loop or a supervisor callback it only
- * requests the stop and returns 0; a later call from another thread, or destroy, completes
- * it. Once every service has
- * stopped, the config changes the runtime's config hook had not recorded are counted in
- * fdn_config_status_t.dropped (docs/config.md). On a runtime never started (FDN_RUNTIME_NO_START)
- * or whose start failed, it stops the config service, which runs from create, as it does on a
- * started one: the calls of fdn_runtime_config() then answer as on a stopped config service
- * (FDN_EUNAVAILABLE, config.h).
+ * thread of theirs (the config's hook thread, the event store's writer, pruner or PostgreSQL
+ * follower: what they count), a service's start/stop/health, its worker loop or a supervisor
+ * callback it only requests the stop and returns 0; a later call from another thread, or destroy,
+ * completes it. Once every service has stopped, the config changes the runtime's config hook had
+ * not recorded are counted in fdn_config_status_t.dropped (docs/config.md). On a runtime never
+ * started (FDN_RUNTIME_NO_START) or whose start failed, it stops the config service, which runs
+ * from create, as it does on a started one: the calls of fdn_runtime_config() then answer as on a
+ * stopped config service (FDN_EUNAVAILABLE, config.h).
  * @param[in] timeout_ms  bound for each of the two steps (real time); < 0: no limit. Before
  *            them the config changes the runtime's hook still has queued are recorded, for
  *            at most 5 s and no longer than timeout_ms (what is left is counted as dropped).
