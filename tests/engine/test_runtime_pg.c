@@ -11,8 +11,6 @@
 
 #include <cmocka.h>
 
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,40 +20,7 @@
 #include <fdn/testing.h>
 
 #include "pg_fixture.h"
-#include "threads.h"
-
-typedef struct shut {
-    fdn_runtime_t *rt;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool started; /* the handler's first call began the shutdown */
-    bool done;
-    int rc;
-} shut_t;
-
-static int on_stored(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                     const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
-{
-    (void)event;
-    (void)m;
-    (void)nm;
-    (void)meta;
-    (void)nmeta;
-    shut_t *t = user;
-    pthread_mutex_lock(&t->mu);
-    bool first = !t->started;
-    t->started = true;
-    pthread_mutex_unlock(&t->mu);
-    if (!first)
-        return 0;
-    int rc = fdn_runtime_shutdown(t->rt, -1);
-    pthread_mutex_lock(&t->mu);
-    t->rc = rc;
-    t->done = true;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-    return 0;
-}
+#include "runtime_shut.h"
 
 static void shutdown_from_shared_writer_thread(void **state)
 {
@@ -67,19 +32,17 @@ static void shutdown_from_shared_writer_thread(void **state)
     const char *envp[] = {backend, url, sch, NULL};
     fdn_runtime_opts_t o = FDN_RUNTIME_OPTS_INIT;
     o.envp = envp;
-    shut_t t = {.rc = 12345};
-    pthread_mutex_init(&t.mu, NULL);
-    pthread_cond_init(&t.cv, NULL);
     fdn_runtime_t *rt = NULL;
     fdn_error_t err = FDN_ERROR_INIT;
     int rc = fdn_testing_runtime_create(&rt, &o, &err);
     if (rc != 0)
         fail_msg("runtime on PostgreSQL: %d %s", rc, err.message);
-    t.rt = rt;
+    rt_shut_t t;
+    rt_shut_init(&t, rt);
     uint64_t hid = 0;
     assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
                                           "foundation.event_store.events_stored",
-                                          FDN_TELEMETRY_MATCH_EXACT, on_stored, &t),
+                                          FDN_TELEMETRY_MATCH_EXACT, rt_shut_on_telemetry, &t),
                      0);
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
     spec.type = "one";
@@ -92,19 +55,9 @@ static void shutdown_from_shared_writer_thread(void **state)
     /* acknowledged once committed on PostgreSQL: the writer emits the count around then */
     assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, &id), 0);
     fdn_event_free(ev);
-    pthread_mutex_lock(&t.mu);
-    while (!t.done)
-        pthread_cond_wait(&t.cv, &t.mu);
-    pthread_mutex_unlock(&t.mu);
-    assert_int_equal(t.rc, 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
-    fdn_runtime_health_t h;
-    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
-    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
-    assert_int_equal(h.running, 0);
+    rt_shut_complete(&t);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_mutex_destroy(&t.mu);
-    pthread_cond_destroy(&t.cv);
+    rt_shut_fini(&t);
 }
 
 int main(void)

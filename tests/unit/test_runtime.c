@@ -26,6 +26,7 @@
 #include <fdn/telemetry.h>
 
 #include "runtime/runtime_int.h"
+#include "runtime_shut.h"
 #include "threads.h" /* TEST_WAIT_MS */
 
 #define MS  1000000LL
@@ -961,55 +962,29 @@ static void add_from_config_subscriber_while_config_restarts(void **state)
  * runs the pool's tasks to their end, that one included, so the call only requests the stop and
  * returns 0, as from a supervisor callback (it once waited for the supervisor, which waited for
  * the task: neither returned). A shutdown from another thread then completes it. */
-typedef struct task_shut {
-    fdn_runtime_t *rt;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    int rc;
-} task_shut_t;
-
 static int ts_task(void *arg)
 {
-    task_shut_t *t = arg;
-    int rc = fdn_runtime_shutdown(t->rt, -1);
-    pthread_mutex_lock(&t->mu);
-    t->rc = rc;
-    t->done = true;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
+    rt_shut_call(arg);
     return 0;
 }
 
 static void shutdown_from_task(void **state)
 {
     (void)state;
-    task_shut_t t = {.rc = 12345};
-    pthread_mutex_init(&t.mu, NULL);
-    pthread_cond_init(&t.cv, NULL);
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
-    t.rt = rt;
+    rt_shut_t t;
+    rt_shut_init(&t, rt);
     app_t a = {0};
     fdn_service_spec_t s = app_spec(&a, "app", false);
     assert_int_equal(fdn_runtime_add_service(rt, &s, NULL), 0);
     ASSERT_LOG("+app");
     assert_int_equal(fdn_tasks_submit(fdn_runtime_tasks(rt), ts_task, &t), 0);
-    pthread_mutex_lock(&t.mu);
-    while (!t.done)
-        pthread_cond_wait(&t.cv, &t.mu);
-    pthread_mutex_unlock(&t.mu);
-    assert_int_equal(t.rc, 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
+    rt_shut_complete(&t);
     ASSERT_LOG("-app");
-    fdn_runtime_health_t h;
-    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
-    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
-    assert_int_equal(h.running, 0);
     assert_int_equal(fdn_tasks_submit(fdn_runtime_tasks(rt), ts_task, &t), FDN_ESHUTDOWN);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_mutex_destroy(&t.mu);
-    pthread_cond_destroy(&t.cv);
+    rt_shut_fini(&t);
 }
 
 /* The same from a subscriber of the runtime's config (its delivery thread, which the config's
@@ -1017,40 +992,23 @@ static void shutdown_from_task(void **state)
 static void ts_on_change(const fdn_config_change_t *c, void *user)
 {
     (void)c;
-    task_shut_t *t = user;
-    pthread_mutex_lock(&t->mu);
-    bool first = !t->done && t->rc == 12345;
-    pthread_mutex_unlock(&t->mu);
-    if (first)
-        (void)ts_task(t);
+    rt_shut_call(user);
 }
 
 static void shutdown_from_config_subscriber(void **state)
 {
     (void)state;
-    task_shut_t t = {.rc = 12345};
-    pthread_mutex_init(&t.mu, NULL);
-    pthread_cond_init(&t.cv, NULL);
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
-    t.rt = rt;
+    rt_shut_t t;
+    rt_shut_init(&t, rt);
     fdn_config_t *cfg = fdn_runtime_config(rt);
     uint64_t id = 0;
     assert_int_equal(fdn_config_subscribe(cfg, "interface.max_results", ts_on_change, &t, &id), 0);
     assert_int_equal(fdn_config_update_int(cfg, "interface.max_results", 77, NULL), 0);
-    pthread_mutex_lock(&t.mu);
-    while (!t.done)
-        pthread_cond_wait(&t.cv, &t.mu);
-    pthread_mutex_unlock(&t.mu);
-    assert_int_equal(t.rc, 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
-    fdn_runtime_health_t h;
-    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
-    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
-    assert_int_equal(h.running, 0);
+    rt_shut_complete(&t);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_mutex_destroy(&t.mu);
-    pthread_cond_destroy(&t.cv);
+    rt_shut_fini(&t);
 }
 
 /* The same from a subscriber of the runtime's event store (its delivery thread, which the
@@ -1065,12 +1023,10 @@ static void ts_on_event(const fdn_event_t *ev, uint64_t skipped, void *user)
 static void shutdown_from_event_subscriber(void **state)
 {
     (void)state;
-    task_shut_t t = {.rc = 12345};
-    pthread_mutex_init(&t.mu, NULL);
-    pthread_cond_init(&t.cv, NULL);
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
-    t.rt = rt;
+    rt_shut_t t;
+    rt_shut_init(&t, rt);
     fdn_events_t *es = fdn_runtime_events(rt);
     fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
     so.type = "app_stop";
@@ -1085,66 +1041,32 @@ static void shutdown_from_event_subscriber(void **state)
     assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
     assert_int_equal(fdn_events_store(es, ev, NULL), 0);
     fdn_event_free(ev);
-    pthread_mutex_lock(&t.mu);
-    while (!t.done)
-        pthread_cond_wait(&t.cv, &t.mu);
-    pthread_mutex_unlock(&t.mu);
-    assert_int_equal(t.rc, 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
-    fdn_runtime_health_t h;
-    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
-    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
-    assert_int_equal(h.running, 0);
+    rt_shut_complete(&t);
     fdn_events_unsubscribe(sub);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_mutex_destroy(&t.mu);
-    pthread_cond_destroy(&t.cv);
+    rt_shut_fini(&t);
 }
 
 /* The same from a telemetry handler run on the config's hook thread (the runtime's own hook
  * counts each update, foundation.config_updates, on that thread, which the config's stop
  * joins): it once waited for the supervisor, which waited for that thread. */
-static int ts_on_count(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
-                       const fdn_telemetry_meta_t *meta, size_t nmeta, void *user)
-{
-    (void)event;
-    (void)m;
-    (void)nm;
-    (void)meta;
-    (void)nmeta;
-    ts_on_change(NULL, user);
-    return 0;
-}
-
 static void shutdown_from_config_hook_thread(void **state)
 {
     (void)state;
-    task_shut_t t = {.rc = 12345};
-    pthread_mutex_init(&t.mu, NULL);
-    pthread_cond_init(&t.cv, NULL);
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
-    t.rt = rt;
+    rt_shut_t t;
+    rt_shut_init(&t, rt);
     uint64_t hid = 0;
     assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
                                           "foundation.config_updates", FDN_TELEMETRY_MATCH_EXACT,
-                                          ts_on_count, &t),
+                                          rt_shut_on_telemetry, &t),
                      0);
     assert_int_equal(
         fdn_config_update_int(fdn_runtime_config(rt), "interface.max_results", 77, NULL), 0);
-    pthread_mutex_lock(&t.mu);
-    while (!t.done)
-        pthread_cond_wait(&t.cv, &t.mu);
-    pthread_mutex_unlock(&t.mu);
-    assert_int_equal(t.rc, 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
-    fdn_runtime_health_t h;
-    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
-    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
-    assert_int_equal(h.running, 0);
+    rt_shut_complete(&t);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_mutex_destroy(&t.mu);
-    pthread_cond_destroy(&t.cv);
+    rt_shut_fini(&t);
 }
 
 /* The same from a telemetry handler run on the event store's pruner thread (its count of the
@@ -1152,16 +1074,14 @@ static void shutdown_from_config_hook_thread(void **state)
 static void shutdown_from_event_pruner_thread(void **state)
 {
     (void)state;
-    task_shut_t t = {.rc = 12345};
-    pthread_mutex_init(&t.mu, NULL);
-    pthread_cond_init(&t.cv, NULL);
     fdn_runtime_t *rt = NULL;
     assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
-    t.rt = rt;
+    rt_shut_t t;
+    rt_shut_init(&t, rt);
     uint64_t hid = 0;
     assert_int_equal(fdn_telemetry_attach(fdn_runtime_telemetry(rt), &hid,
                                           "foundation.event_store.events_pruned",
-                                          FDN_TELEMETRY_MATCH_EXACT, ts_on_count, &t),
+                                          FDN_TELEMETRY_MATCH_EXACT, rt_shut_on_telemetry, &t),
                      0);
     fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
     spec.type = "old";
@@ -1174,19 +1094,9 @@ static void shutdown_from_event_pruner_thread(void **state)
     fdn_event_free(ev);
     /* past storage.hot.max_age_seconds (3600) and a prune interval: the pruner prunes it */
     assert_int_equal(fdn_clock_advance(fdn_runtime_clock(rt), 3700 * SEC), 0);
-    pthread_mutex_lock(&t.mu);
-    while (!t.done)
-        pthread_cond_wait(&t.cv, &t.mu);
-    pthread_mutex_unlock(&t.mu);
-    assert_int_equal(t.rc, 0);
-    assert_int_equal(fdn_runtime_shutdown(rt, TEST_WAIT_MS), 0);
-    fdn_runtime_health_t h;
-    assert_int_equal(fdn_runtime_health(rt, &h, NULL, 0, NULL), 0);
-    assert_int_equal(h.status, FDN_RUNTIME_STOPPED);
-    assert_int_equal(h.running, 0);
+    rt_shut_complete(&t);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
-    pthread_mutex_destroy(&t.mu);
-    pthread_cond_destroy(&t.cv);
+    rt_shut_fini(&t);
 }
 
 /* The task pool runs from create, as the config does: tasks submitted before the start run. A
