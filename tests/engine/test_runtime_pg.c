@@ -44,17 +44,8 @@ static void shutdown_from_shared_writer_thread(void **state)
                                           "foundation.event_store.events_stored",
                                           FDN_TELEMETRY_MATCH_EXACT, rt_shut_on_telemetry, &t),
                      0);
-    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-    spec.type = "one";
-    spec.data = "{}";
-    spec.data_len = 2;
-    spec.clock = fdn_runtime_clock(rt);
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
-    uint64_t id = 0;
     /* acknowledged once committed on PostgreSQL: the writer emits the count around then */
-    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, &id), 0);
-    fdn_event_free(ev);
+    rt_store_one(rt, "one");
     rt_shut_complete(&t);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
     rt_shut_fini(&t);

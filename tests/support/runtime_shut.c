@@ -50,6 +50,19 @@ int rt_shut_on_telemetry(const char *event, const fdn_telemetry_measure_t *m, si
     return 0;
 }
 
+void rt_store_one(fdn_runtime_t *rt, const char *type)
+{
+    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
+    spec.type = type;
+    spec.data = "{}";
+    spec.data_len = 2;
+    spec.clock = fdn_runtime_clock(rt);
+    fdn_event_t *ev = NULL;
+    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
+    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
+    fdn_event_free(ev);
+}
+
 void rt_shut_complete(rt_shut_t *t)
 {
     pthread_mutex_lock(&t->mu);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include <fdn/events.h>
 #include <fdn/runtime.h>
 #include <fdn/telemetry.h>
 
@@ -31,6 +32,9 @@ void rt_shut_call(rt_shut_t *t);
  * built-in emits on its own thread. */
 int rt_shut_on_telemetry(const char *event, const fdn_telemetry_measure_t *m, size_t nm,
                          const fdn_telemetry_meta_t *meta, size_t nmeta, void *user);
+
+/* Store one event of type (data {}) in the runtime's event store, on the runtime's clock. */
+void rt_store_one(fdn_runtime_t *rt, const char *type);
 
 /* On the test's thread: wait until the call returned (no bound of its own: a hang is the
  * defect, which the test's timeout reports), check it returned 0, then complete the shutdown

@@ -1027,20 +1027,11 @@ static void shutdown_from_event_subscriber(void **state)
     assert_int_equal(fdn_testing_runtime_create(&rt, NULL, NULL), 0);
     rt_shut_t t;
     rt_shut_init(&t, rt);
-    fdn_events_t *es = fdn_runtime_events(rt);
     fdn_events_sub_opts_t so = FDN_EVENTS_SUB_OPTS_INIT;
     so.type = "app_stop";
     fdn_events_sub_t *sub = NULL;
-    assert_int_equal(fdn_events_subscribe(es, &so, ts_on_event, &t, &sub), 0);
-    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-    spec.type = "app_stop";
-    spec.data = "{}";
-    spec.data_len = 2;
-    spec.clock = fdn_runtime_clock(rt);
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
-    assert_int_equal(fdn_events_store(es, ev, NULL), 0);
-    fdn_event_free(ev);
+    assert_int_equal(fdn_events_subscribe(fdn_runtime_events(rt), &so, ts_on_event, &t, &sub), 0);
+    rt_store_one(rt, "app_stop");
     rt_shut_complete(&t);
     fdn_events_unsubscribe(sub);
     assert_int_equal(fdn_testing_runtime_destroy(rt, NULL), 0);
@@ -1083,15 +1074,7 @@ static void shutdown_from_event_pruner_thread(void **state)
                                           "foundation.event_store.events_pruned",
                                           FDN_TELEMETRY_MATCH_EXACT, rt_shut_on_telemetry, &t),
                      0);
-    fdn_event_spec_t spec = FDN_EVENT_SPEC_INIT;
-    spec.type = "old";
-    spec.data = "{}";
-    spec.data_len = 2;
-    spec.clock = fdn_runtime_clock(rt);
-    fdn_event_t *ev = NULL;
-    assert_int_equal(fdn_event_new(&ev, &spec, NULL), 0);
-    assert_int_equal(fdn_events_store(fdn_runtime_events(rt), ev, NULL), 0);
-    fdn_event_free(ev);
+    rt_store_one(rt, "old");
     /* past storage.hot.max_age_seconds (3600) and a prune interval: the pruner prunes it */
     assert_int_equal(fdn_clock_advance(fdn_runtime_clock(rt), 3700 * SEC), 0);
     rt_shut_complete(&t);
